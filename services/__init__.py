@@ -1,0 +1,1 @@
+"""The modelmeta processes: web (api), worker, scheduler and the operator CLI."""

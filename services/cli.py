@@ -1,0 +1,304 @@
+"""The operator CLI: `modelmeta migrate | refresh | runs | run | worker | web | scheduler`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import dramatiq.errors
+import msgspec
+import redis.exceptions
+
+from shared.config import Settings
+from shared.errors import ConfigError
+
+EXIT_FAILED = 1
+EXIT_UNREACHABLE = 2
+
+FINAL_STATUSES = ("succeeded", "partial", "failed", "unchanged")
+
+
+def _run_dict(r: Any) -> dict[str, Any]:
+    from shared.api_models import run_object
+
+    return msgspec.to_builtins(run_object(r))  # type: ignore[no-any-return]
+
+
+def _safe_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    return urlunsplit(parts)
+
+
+def _print_table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def _fmt_time(v: Any) -> str:
+    return v.strftime("%Y-%m-%d %H:%M:%S") if v is not None else "-"
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    from shared.db.pool import init_connection
+
+    conn = await asyncpg.connect(settings.database_url, timeout=10)
+    await init_connection(conn)
+    return conn
+
+
+async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from migrations import migrate
+
+    applied = await migrate(settings.database_url)
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+async def cmd_refresh(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.db.pool import create_pool
+    from shared.refresh import request_refresh
+
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        run, created = await request_refresh(pool, trigger="cli", providers=args.provider or None, force=args.force)
+        if created:
+            from services.worker.actors import plan_refresh
+
+            try:
+                await asyncio.to_thread(plan_refresh.send, run["id"])
+            except Exception as e:
+                from shared.refresh import fail_run
+
+                await fail_run(pool, run["id"], f"could not enqueue: {e}")
+                raise
+        if args.json and not args.wait:
+            print(msgspec.json.encode({**_run_dict(run), "coalesced": not created}).decode())
+        elif not args.wait:
+            print(run["id"] if created else f"{run['id']} (joined the open run of the same scope)")
+        if not args.wait:
+            return 0
+        return await _wait(pool, run["id"], as_json=args.json)
+    finally:
+        await pool.close()
+
+
+async def _wait(pool: asyncpg.Pool, run_id: int, *, as_json: bool) -> int:
+    from shared.db import runs as runs_db
+
+    tty = sys.stdout.isatty() and not as_json
+    last = None
+    while True:
+        run = await runs_db.get_run(pool, run_id)
+        assert run is not None
+        total, done, failed = run["providers_total"], run["providers_done"], run["providers_failed"]
+        line = f"run {run_id}: {run['status']}  providers {done + failed}/{total} (failed {failed})"
+        if tty:
+            width = 30
+            filled = int(width * (done + failed) / total) if total else 0
+            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {line}", end="", flush=True)
+        elif line != last and not as_json:
+            print(line, flush=True)
+        last = line
+        if run["status"] in FINAL_STATUSES:
+            break
+        await asyncio.sleep(0.3)
+    if tty:
+        print()
+    if as_json:
+        print(msgspec.json.encode(_run_dict(run)).decode())
+    else:
+        print(
+            f"run {run_id} {run['status']}: +{run['added']} added, ~{run['updated']} updated, "
+            f"-{run['removed']} removed"
+            + (f"; error: {run['error']}" if run["error"] else "")
+            + (f"; fallback: {run['fallback_reason']}" if run["fallback_reason"] else "")
+        )
+    return 0 if run["status"] in ("succeeded", "unchanged") else EXIT_FAILED
+
+
+async def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.db import runs as runs_db
+
+    conn = await _connect(settings)
+    try:
+        runs = await runs_db.recent_runs(conn, args.limit)
+    finally:
+        await conn.close()
+    if args.json:
+        print(msgspec.json.encode([_run_dict(r) for r in runs]).decode())
+        return 0
+    _print_table(
+        [
+            [
+                str(r["id"]),
+                r["status"],
+                r["trigger"],
+                _fmt_time(r["requested_at"]),
+                _fmt_time(r["finished_at"]),
+                f"{r['providers_done'] + r['providers_failed']}/{r['providers_total']}",
+                str(r["providers_failed"]),
+                f"+{r['added']} ~{r['updated']} -{r['removed']}",
+            ]
+            for r in runs
+        ],
+        ["ID", "STATUS", "TRIGGER", "REQUESTED", "FINISHED", "PROVIDERS", "FAILED", "CHANGES"],
+    )
+    return 0
+
+
+async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.db import runs as runs_db
+
+    conn = await _connect(settings)
+    try:
+        run = await runs_db.get_run(conn, args.run_id)
+        providers = await runs_db.provider_runs(conn, args.run_id) if run else []
+    finally:
+        await conn.close()
+    if run is None:
+        print(f"modelmeta: no run {args.run_id}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        from shared.api_models import provider_run_object
+
+        out = {**_run_dict(run), "providers": [msgspec.to_builtins(provider_run_object(p)) for p in providers]}
+        print(msgspec.json.encode(out).decode())
+        return 0
+    for key in (
+        "id",
+        "status",
+        "trigger",
+        "requested_at",
+        "started_at",
+        "finished_at",
+        "source_url",
+        "sha256",
+        "fallback_reason",
+        "error",
+        "added",
+        "updated",
+        "removed",
+        "unchanged",
+    ):
+        print(f"{key:>16}: {run[key] if run[key] is not None else '-'}")
+    print()
+    _print_table(
+        [
+            [
+                p["provider_id"],
+                p["status"],
+                str(p["attempts"]),
+                f"+{p['added']} ~{p['updated']} -{p['removed']}",
+                str(p["duration_ms"] or "-"),
+                (p["error"] or "")[:80],
+            ]
+            for p in providers
+        ],
+        ["PROVIDER", "STATUS", "ATTEMPTS", "CHANGES", "MS", "ERROR"],
+    )
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "services.worker.actors",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+    ]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    from services.api.main import run_web
+
+    run_web(settings)
+    return 0
+
+
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    from services.scheduler.main import run_scheduler
+
+    return run_scheduler(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="modelmeta", description="A self-hosted mirror of the models.dev catalog.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations (the Procfile's release step)")
+    r = sub.add_parser("refresh", help="enqueue a refresh run and print its id")
+    r.add_argument("--provider", action="append", metavar="P", help="only this provider (repeatable)")
+    r.add_argument("--force", action="store_true", help="refetch and resync even if unchanged")
+    r.add_argument("--wait", action="store_true", help="follow the run until it ends; exit 0 if it succeeded")
+    r.add_argument("--json", action="store_true", help="print JSON")
+    runs = sub.add_parser("runs", help="list recent runs")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--json", action="store_true", help="print JSON")
+    one = sub.add_parser("run", help="show one run with its providers")
+    one.add_argument("run_id", type=int)
+    one.add_argument("--json", action="store_true", help="print JSON")
+    w = sub.add_parser("worker", help="run dramatiq workers")
+    w.add_argument("--processes", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
+    w.add_argument("--threads", type=int, default=4)
+    sub.add_parser("web", help="run the HTTP API on $PORT")
+    sub.add_parser("scheduler", help="run the periodic refresh scheduler")
+    return p
+
+
+_ASYNC: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "migrate": cmd_migrate,
+    "refresh": cmd_refresh,
+    "runs": cmd_runs,
+    "run": cmd_run,
+}
+_SYNC: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "worker": cmd_worker,
+    "web": cmd_web,
+    "scheduler": cmd_scheduler,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as e:
+        print(f"modelmeta: configuration error: {e}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    from shared.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    if args.command in _SYNC:
+        return _SYNC[args.command](settings, args)
+    started = time.monotonic()
+    try:
+        return asyncio.run(_ASYNC[args.command](settings, args))
+    except (redis.exceptions.ConnectionError, dramatiq.errors.BrokerConnectionError) as e:
+        print(f"modelmeta: cannot reach Redis at {_safe_url(settings.redis_url)}: {e}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InvalidCatalogNameError, TimeoutError) as e:
+        print(f"modelmeta: cannot reach PostgreSQL at {_safe_url(settings.database_url)}: {e}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        print(f"\nmodelmeta: interrupted after {time.monotonic() - started:.1f}s", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

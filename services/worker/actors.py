@@ -1,0 +1,76 @@
+"""The refresh actors: thin async wrappers around shared.refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import dramatiq
+import structlog
+
+from services.worker.broker import broker  # noqa: F401  (sets the global broker first)
+from services.worker.middleware import current_context
+from shared import refresh
+from shared.errors import RateLimited
+
+log = structlog.get_logger(__name__)
+
+#: Give up on a message after this many unexpected failures (a Retry we raise ourselves is not one).
+MAX_UNEXPECTED_FAILURES = 10
+
+
+def _retry_when(retries: int, exc: BaseException) -> bool:
+    # Rate-limit waits and our own attempt-counted retries do not use up the retry budget.
+    return isinstance(exc, dramatiq.Retry) or retries < MAX_UNEXPECTED_FAILURES
+
+
+def _retry_later(e: RateLimited) -> dramatiq.Retry:
+    return dramatiq.Retry(str(e), delay=int(e.delay * 1000) + random.randint(10, 250))
+
+
+@dramatiq.actor(queue_name="refresh", retry_when=_retry_when, on_retry_exhausted="run_gave_up", time_limit=600_000)
+async def plan_refresh(run_id: int) -> None:
+    """Fetch the source, record the per-provider work and fan it out."""
+    structlog.contextvars.bind_contextvars(run_id=run_id, actor_name="plan_refresh")
+    ctx = current_context()
+    try:
+        providers = await refresh.plan_refresh(ctx, run_id)
+    except RateLimited as e:
+        raise _retry_later(e) from None
+    if providers:
+        await asyncio.to_thread(_send_syncs, run_id, providers)
+        log.info("fanned_out", providers=len(providers))
+
+
+def _send_syncs(run_id: int, providers: list[str]) -> None:
+    for pid in providers:
+        sync_provider.send(run_id, pid)
+
+
+@dramatiq.actor(queue_name="refresh", retry_when=_retry_when, time_limit=300_000)
+async def sync_provider(run_id: int, provider_id: str) -> None:
+    """Sync one provider of a run; failures are counted in PostgreSQL and retried with backoff."""
+    structlog.contextvars.bind_contextvars(run_id=run_id, provider_id=provider_id, actor_name="sync_provider")
+    ctx = current_context()
+    try:
+        await refresh.sync_provider(ctx, run_id, provider_id)
+    except RateLimited as e:
+        raise _retry_later(e) from None
+    except Exception as e:
+        error = f"{type(e).__name__}: {e}"
+        attempts = await refresh.record_failure(ctx, run_id, provider_id, error)
+        if attempts is None:
+            return
+        delay_ms = int(min(60.0, 0.5 * 2**attempts) * 1000 * random.uniform(0.8, 1.2))
+        log.warning("sync_retry", attempts=attempts, delay_ms=delay_ms, error=error)
+        raise dramatiq.Retry(error, delay=delay_ms) from e
+
+
+@dramatiq.actor(queue_name="refresh", max_retries=3)
+async def run_gave_up(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
+    """A plan_refresh message failed for good: close its run as failed."""
+    run_id = int(message["args"][0])
+    error = message.get("options", {}).get("traceback", "").strip().splitlines()[-1:] or ["unknown error"]
+    await refresh.fail_run(current_context().pool, run_id, f"planning failed: {error[0]}")
+    log.error("run_gave_up", run_id=run_id, retries=retry_info.get("retries"))

@@ -1,0 +1,1 @@
+"""Code shared by the modelmeta web, worker and scheduler processes."""

@@ -1,0 +1,198 @@
+"""The models.dev document: validate it, split it per provider, hash and flatten its models."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from shared.errors import MalformedDocument
+from shared.schemas.catalog import Document, Model
+
+_slices_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_document_decoder = msgspec.json.Decoder(Document)
+_model_decoder = msgspec.json.Decoder(Model)
+_generic_decoder = msgspec.json.Decoder()
+_canonical = msgspec.json.Encoder(order="sorted").encode
+
+#: Columns of `models` that sync_provider writes, in the order model_row() gives them.
+MODEL_COLUMNS = (
+    "provider_id",
+    "model_id",
+    "provider_name",
+    "name",
+    "family",
+    "attachment",
+    "reasoning",
+    "tool_call",
+    "temperature",
+    "structured_output",
+    "open_weights",
+    "interleaved",
+    "knowledge",
+    "release_date",
+    "last_updated",
+    "status",
+    "input_modalities",
+    "output_modalities",
+    "context_limit",
+    "input_limit",
+    "output_limit",
+    "input_cost",
+    "output_cost",
+    "cache_read_cost",
+    "cache_write_cost",
+    "raw",
+    "content_hash",
+)
+
+
+def sha256_hex(data: bytes) -> str:
+    """The hex sha256 of data."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def content_hash(obj: Any) -> str:
+    """A hash of a JSON value that ignores key order and formatting."""
+    return sha256_hex(_canonical(obj))
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """A validated document, as raw per-provider slices with their hashes."""
+
+    slices: dict[str, bytes]
+    slice_hashes: dict[str, str]
+    model_count: int
+
+
+def parse_document(body: bytes) -> ParsedDocument:
+    """Validate a whole models.dev document; MalformedDocument says where it is wrong."""
+    try:
+        document = _document_decoder.decode(body)
+        slices = _slices_decoder.decode(body)
+    except msgspec.DecodeError as e:
+        raise MalformedDocument(f"not a models.dev document: {e}") from None
+    if not document:
+        raise MalformedDocument("not a models.dev document: it lists no providers")
+    raw = {pid: bytes(s) for pid, s in slices.items()}
+    return ParsedDocument(
+        slices=raw,
+        slice_hashes={pid: sha256_hex(s) for pid, s in raw.items()},
+        model_count=sum(len(p.models) for p in document.values()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRecord:
+    """A provider's own fields; raw is the upstream object without its models."""
+
+    id: str
+    name: str
+    env: list[str]
+    npm: str | None
+    api: str | None
+    doc: str | None
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """One upstream model: the object as received, its hash and its typed view."""
+
+    model_id: str
+    raw: dict[str, Any]
+    content_hash: str
+    model: Model
+
+
+def decode_provider_slice(provider_id: str, data: bytes) -> tuple[ProviderRecord, dict[str, ModelRecord]]:
+    """Decode one provider's slice of the document into its record and its models."""
+    try:
+        obj = _generic_decoder.decode(data)
+        if not isinstance(obj, dict) or not isinstance(obj.get("models"), dict):
+            raise MalformedDocument(f"provider {provider_id!r}: expected an object with `models`")
+        models_raw: dict[str, Any] = obj.pop("models")
+        models = {mid: ModelRecord(mid, m, content_hash(m), msgspec.convert(m, Model)) for mid, m in models_raw.items()}
+        name = obj.get("name")
+        if not isinstance(name, str):
+            raise MalformedDocument(f"provider {provider_id!r}: `name` must be a string")
+        provider = ProviderRecord(
+            id=provider_id,
+            name=name,
+            env=[e for e in obj.get("env") or [] if isinstance(e, str)],
+            npm=obj.get("npm"),
+            api=obj.get("api"),
+            doc=obj.get("doc"),
+            raw=obj,
+        )
+    except msgspec.ValidationError as e:
+        raise MalformedDocument(f"provider {provider_id!r}: {e}") from None
+    except msgspec.DecodeError as e:
+        raise MalformedDocument(f"provider {provider_id!r}: {e}") from None
+    return provider, models
+
+
+def model_row(provider_id: str, provider_name: str, rec: ModelRecord) -> tuple[Any, ...]:
+    """The values of MODEL_COLUMNS for one model."""
+    m = rec.model
+    mods, lim, cost = m.modalities, m.limit, m.cost
+    return (
+        provider_id,
+        rec.model_id,
+        provider_name,
+        m.name,
+        m.family,
+        m.attachment,
+        m.reasoning,
+        m.tool_call,
+        m.temperature,
+        m.structured_output,
+        m.open_weights,
+        bool(m.interleaved) if m.interleaved is not None else None,
+        m.knowledge,
+        m.release_date,
+        m.last_updated,
+        m.status,
+        mods.input if mods else [],
+        mods.output if mods else [],
+        lim.context if lim else None,
+        lim.input if lim else None,
+        lim.output if lim else None,
+        cost.input if cost else None,
+        cost.output if cost else None,
+        cost.cache_read if cost else None,
+        cost.cache_write if cost else None,
+        rec.raw,
+        rec.content_hash,
+    )
+
+
+def field_changes(old: Any, new: Any, prefix: str = "") -> dict[str, list[Any]]:
+    """Field-level differences as {"cost.input": [old, new]}; objects recurse, lists are values."""
+    out: dict[str, list[Any]] = {}
+    if isinstance(old, dict) or isinstance(new, dict):
+        o = old if isinstance(old, dict) else {}
+        n = new if isinstance(new, dict) else {}
+        if (old is not None and not isinstance(old, dict)) or (new is not None and not isinstance(new, dict)):
+            # An object replaced by a scalar (or the other way round): one change at this path.
+            return {prefix: [old, new]} if old != new else {}
+        for key in o.keys() | n.keys():
+            out.update(field_changes(o.get(key), n.get(key), f"{prefix}.{key}" if prefix else key))
+        return out
+    if old != new or (type(old) is not type(new) and not _same_number(old, new)):
+        out[prefix] = [old, new]
+    return out
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    return (
+        isinstance(a, numbers)
+        and isinstance(b, numbers)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+        and a == b
+    )

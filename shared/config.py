@@ -1,0 +1,141 @@
+"""Settings, read from the environment in exactly one place: Settings.from_env()."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from shared.errors import ConfigError
+
+_RATE_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A budget of `count` requests in any window of `period` seconds."""
+
+    count: int
+    period: float
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """Parse `100/minute`, `20/second`, `5/10s`-style strings."""
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(?:(\d+(?:\.\d+)?)\s*)?([a-z]+)\s*", text.lower())
+        if not m:
+            raise ValueError(f"expected COUNT/UNIT such as 100/minute, got {text!r}")
+        count, mult, unit = int(m[1]), float(m[2] or 1), m[3].rstrip("s") or "s"
+        unit = {"s": "second", "sec": "second", "min": "minute", "m": "minute", "h": "hour"}.get(unit, unit)
+        if unit not in _RATE_UNITS or count < 1 or mult <= 0:
+            raise ValueError(f"expected COUNT/UNIT such as 100/minute, got {text!r}")
+        return cls(count, _RATE_UNITS[unit] * mult)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from `3600`, `90s`, `30m`, `6h` or `1d`."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if not m or float(m[1]) <= 0:
+        raise ValueError(f"expected a positive duration such as 3600, 30m or 6h, got {text!r}")
+    return float(m[1]) * _DURATION_UNITS[m[2]]
+
+
+def _check_url(value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or (parts.scheme != "file" and not parts.netloc):
+        raise ValueError(f"expected a {'/'.join(schemes)} URL, got {value!r}")
+    return value
+
+
+def _key_prefix(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        raise ValueError(f"expected 1-64 characters of A-Z a-z 0-9 _ . : -, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a modelmeta process is configured with."""
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/modelmeta"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "modelmeta"
+    modelsdev_url: str = "https://models.dev/api.json"
+    upstream_token: str | None = None
+    upstream_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(100, 60.0))
+    upstream_timeout: float = 30.0
+    upstream_max_bytes: int = 64 * 1024 * 1024
+    upstream_attempts: int = 4
+    admin_tokens: tuple[str, ...] = ()
+    port: int = 8080
+    refresh_interval: float = 3600.0
+    cache_ttl: float = 300.0
+    log_format: str = "auto"
+    log_level: str = "info"
+    worker_heartbeat_timeout_ms: int = 60_000
+    worker_maintenance_chance: int = 1000
+    provider_max_attempts: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings; a bad value raises ConfigError naming the variable."""
+        env = os.environ if env is None else env
+        d = cls()
+        values: dict[str, object] = {}
+
+        def get(name: str, parse: object, attr: str) -> None:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return
+            try:
+                values[attr] = parse(raw)  # type: ignore[operator]
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"{name}: {e}") from None
+
+        def positive_int(text: str) -> int:
+            v = int(text)
+            if v <= 0:
+                raise ValueError(f"expected a positive integer, got {text!r}")
+            return v
+
+        def port(text: str) -> int:
+            v = int(text)
+            if not 0 < v < 65536:
+                raise ValueError(f"expected a TCP port 1..65535, got {text!r}")
+            return v
+
+        def choice(*options: str) -> object:
+            def parse(text: str) -> str:
+                if text.lower() not in options:
+                    raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
+                return text.lower()
+
+            return parse
+
+        get("DATABASE_URL", lambda v: _check_url(v, ("postgresql", "postgres")), "database_url")
+        get("REDIS_URL", lambda v: _check_url(v, ("redis", "rediss", "unix")), "redis_url")
+        get("REDIS_PREFIX", _key_prefix, "redis_prefix")
+        get("MODELSDEV_URL", lambda v: _check_url(v, ("http", "https", "file")), "modelsdev_url")
+        get("UPSTREAM_TOKEN", str, "upstream_token")
+        get("UPSTREAM_RATE_LIMIT", RateLimit.parse, "upstream_rate_limit")
+        get("UPSTREAM_TIMEOUT", parse_duration, "upstream_timeout")
+        get("UPSTREAM_MAX_BYTES", positive_int, "upstream_max_bytes")
+        get("UPSTREAM_ATTEMPTS", positive_int, "upstream_attempts")
+        get("ADMIN_TOKENS", lambda v: tuple(t.strip() for t in v.split(",") if t.strip()), "admin_tokens")
+        get("PORT", port, "port")
+        get("REFRESH_INTERVAL", parse_duration, "refresh_interval")
+        get("CACHE_TTL", parse_duration, "cache_ttl")
+        get("LOG_FORMAT", choice("auto", "json", "console"), "log_format")
+        get("LOG_LEVEL", choice("debug", "info", "warning", "error"), "log_level")
+        get("WORKER_HEARTBEAT_TIMEOUT_MS", positive_int, "worker_heartbeat_timeout_ms")
+        get("WORKER_MAINTENANCE_CHANCE", positive_int, "worker_maintenance_chance")
+        get("PROVIDER_MAX_ATTEMPTS", positive_int, "provider_max_attempts")
+        return dataclasses.replace(d, **values)  # type: ignore[arg-type]
+
+    @property
+    def upstream_host(self) -> str:
+        """The rate-limit key of the upstream: its host, or `file` for local files."""
+        return urlsplit(self.modelsdev_url).netloc or "file"

@@ -1,0 +1,134 @@
+"""SQL that writes the catalog: providers, models and their change log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from shared.catalog import MODEL_COLUMNS, ProviderRecord
+from shared.db import Conn, Queryable
+
+_UPDATE_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in MODEL_COLUMNS if c not in ("provider_id", "model_id"))
+
+
+async def listed_model_count(conn: Conn) -> int:
+    """How many models are listed now."""
+    return int(await conn.fetchval("SELECT count(*) FROM models WHERE removed_at IS NULL"))
+
+
+async def listed_provider_hashes(conn: Conn) -> dict[str, str]:
+    """content_hash of every listed provider."""
+    rows = await conn.fetch("SELECT id, content_hash FROM providers WHERE removed_at IS NULL")
+    return {r["id"]: r["content_hash"] for r in rows}
+
+
+async def model_states(conn: Conn, provider_id: str) -> dict[str, tuple[str, bool]]:
+    """model_id -> (content_hash, listed) for every model this provider ever had."""
+    rows = await conn.fetch(
+        "SELECT model_id, content_hash, removed_at IS NULL AS listed FROM models WHERE provider_id = $1",
+        provider_id,
+    )
+    return {r["model_id"]: (r["content_hash"], r["listed"]) for r in rows}
+
+
+async def model_raws(conn: Conn, provider_id: str, model_ids: Sequence[str]) -> dict[str, Any]:
+    """The stored raw objects of some models."""
+    rows = await conn.fetch(
+        "SELECT model_id, raw FROM models WHERE provider_id = $1 AND model_id = ANY($2::text[])",
+        provider_id,
+        list(model_ids),
+    )
+    return {r["model_id"]: r["raw"] for r in rows}
+
+
+async def upsert_provider(conn: Conn, p: ProviderRecord, slice_hash: str) -> str | None:
+    """Insert or update a provider; return its previous name (None when it is new)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """
+        WITH old AS (SELECT name FROM providers WHERE id = $1)
+        INSERT INTO providers AS p (id, name, env, npm, api, doc, raw, content_hash)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        ON CONFLICT (id) DO UPDATE SET
+            name = EXCLUDED.name, env = EXCLUDED.env, npm = EXCLUDED.npm, api = EXCLUDED.api,
+            doc = EXCLUDED.doc, raw = EXCLUDED.raw, content_hash = EXCLUDED.content_hash,
+            removed_at = NULL,
+            updated_at = CASE WHEN p.raw IS DISTINCT FROM EXCLUDED.raw OR p.removed_at IS NOT NULL
+                              THEN now() ELSE p.updated_at END
+        RETURNING (SELECT name FROM old)
+        """,
+        p.id,
+        p.name,
+        p.env,
+        p.npm,
+        p.api,
+        p.doc,
+        p.raw,
+        slice_hash,
+    )
+
+
+async def remove_provider(conn: Conn, provider_id: str) -> None:
+    """Mark a provider that left the source as removed (its models are removed separately)."""
+    await conn.execute(
+        "UPDATE providers SET removed_at = now(), updated_at = now(), content_hash = '' "
+        "WHERE id = $1 AND removed_at IS NULL",
+        provider_id,
+    )
+
+
+async def rename_provider_in_models(conn: Conn, provider_id: str, name: str) -> None:
+    """Keep the copy of the provider's name in its models (for search) in step."""
+    await conn.execute("UPDATE models SET provider_name = $2 WHERE provider_id = $1", provider_id, name)
+
+
+async def upsert_models(conn: Conn, rows: Iterable[tuple[Any, ...]]) -> int:
+    """COPY rows (MODEL_COLUMNS order) into a staging table and upsert them; return the count.
+
+    New models get first_seen_at now; existing ones keep it and are listed again if removed.
+    """
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS models_staging "
+        "(LIKE models INCLUDING DEFAULTS EXCLUDING GENERATED) ON COMMIT DELETE ROWS"
+    )
+    await conn.execute("TRUNCATE models_staging")
+    await conn.copy_records_to_table("models_staging", records=rows, columns=MODEL_COLUMNS)
+    cols = ", ".join(MODEL_COLUMNS)
+    status = await conn.execute(
+        f"""
+        INSERT INTO models ({cols}) SELECT {cols} FROM models_staging
+        ON CONFLICT (provider_id, model_id) DO UPDATE SET {_UPDATE_SET},
+            updated_at = now(), removed_at = NULL
+        """
+    )
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def remove_models(conn: Conn, provider_id: str, model_ids: Sequence[str]) -> None:
+    """Soft-remove models that left the source: they stay, with removed_at set."""
+    await conn.execute(
+        "UPDATE models SET removed_at = now(), updated_at = now() "
+        "WHERE provider_id = $1 AND model_id = ANY($2::text[]) AND removed_at IS NULL",
+        provider_id,
+        list(model_ids),
+    )
+
+
+async def bump_catalog_version(conn: Conn) -> int:
+    """Take the next catalog version; the row lock orders concurrent commits."""
+    return int(
+        await conn.fetchval("UPDATE catalog_state SET version = version + 1, updated_at = now() RETURNING version")
+    )
+
+
+async def catalog_version(conn: Queryable) -> int:
+    """The current catalog version."""
+    return int(await conn.fetchval("SELECT version FROM catalog_state"))
+
+
+CHANGE_COLUMNS = ("run_id", "provider_id", "model_id", "kind", "fields", "catalog_version")
+
+
+async def insert_changes(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Append change-log rows (CHANGE_COLUMNS order)."""
+    if rows:
+        await conn.copy_records_to_table("model_changes", records=rows, columns=CHANGE_COLUMNS)

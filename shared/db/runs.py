@@ -1,0 +1,298 @@
+"""SQL for refresh runs and their per-provider runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from shared.db import Conn, Queryable
+
+RUN_COLUMNS = """
+    r.id, r.status, r.trigger, r.scope, r.force, r.requested_at, r.started_at, r.finished_at,
+    r.source_url, r.etag, r.sha256, r.fallback_reason, r.error, r.providers_total,
+    r.providers_pending, r.catalog_version,
+    (SELECT count(*) FILTER (WHERE pr.status = 'succeeded') FROM refresh_provider_runs pr
+        WHERE pr.run_id = r.id) AS providers_done,
+    (SELECT count(*) FILTER (WHERE pr.status = 'failed') FROM refresh_provider_runs pr
+        WHERE pr.run_id = r.id) AS providers_failed,
+    (SELECT coalesce(sum(added), 0) FROM refresh_provider_runs pr WHERE pr.run_id = r.id) AS added,
+    (SELECT coalesce(sum(updated), 0) FROM refresh_provider_runs pr WHERE pr.run_id = r.id) AS updated,
+    (SELECT coalesce(sum(removed), 0) FROM refresh_provider_runs pr WHERE pr.run_id = r.id) AS removed,
+    (SELECT coalesce(sum(unchanged), 0) FROM refresh_provider_runs pr WHERE pr.run_id = r.id) AS unchanged
+"""
+
+OPEN_STATUSES = ("queued", "running")
+
+
+def scope_key(providers: Sequence[str] | None) -> str:
+    """What makes two triggers the same run: the whole catalog, or the same provider set."""
+    return "*" if not providers else ",".join(sorted(set(providers)))
+
+
+async def create_or_join_run(
+    conn: Conn,
+    *,
+    trigger: str,
+    providers: Sequence[str] | None,
+    force: bool,
+    idempotency_key: str | None = None,
+) -> tuple[asyncpg.Record, bool]:
+    """A new queued run (True), or the open run of the same scope / same key that it joins (False)."""
+    scope = sorted(set(providers)) if providers else None
+    key = scope_key(providers)
+    for _ in range(5):
+        row = await conn.fetchrow(
+            """
+            INSERT INTO refresh_runs (trigger, scope, scope_key, force, idempotency_key)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT DO NOTHING RETURNING id
+            """,
+            trigger,
+            scope,
+            key,
+            force,
+            idempotency_key,
+        )
+        if row is not None:
+            return await get_run(conn, row["id"]), True  # type: ignore[return-value]
+        existing = None
+        if idempotency_key is not None:
+            existing = await conn.fetchval("SELECT id FROM refresh_runs WHERE idempotency_key = $1", idempotency_key)
+        if existing is None:
+            existing = await conn.fetchval(
+                "SELECT id FROM refresh_runs WHERE scope_key = $1 AND status = ANY($2::text[])",
+                key,
+                list(OPEN_STATUSES),
+            )
+        if existing is not None:
+            return await get_run(conn, existing), False  # type: ignore[return-value]
+    raise RuntimeError("could not create or join a refresh run")
+
+
+async def get_run(conn: Queryable, run_id: int) -> asyncpg.Record | None:
+    """One run with its counts."""
+    return await conn.fetchrow(f"SELECT {RUN_COLUMNS} FROM refresh_runs r WHERE r.id = $1", run_id)
+
+
+async def recent_runs(conn: Queryable, limit: int = 20) -> list[asyncpg.Record]:
+    """The newest runs first."""
+    return list(await conn.fetch(f"SELECT {RUN_COLUMNS} FROM refresh_runs r ORDER BY r.id DESC LIMIT $1", limit))
+
+
+async def provider_runs(conn: Queryable, run_id: int) -> list[asyncpg.Record]:
+    """The per-provider detail of a run."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT provider_id, status, attempts, added, updated, removed, unchanged, duration_ms, error
+            FROM refresh_provider_runs WHERE run_id = $1 ORDER BY provider_id
+            """,
+            run_id,
+        )
+    )
+
+
+async def start_run(conn: Conn, run_id: int) -> asyncpg.Record | None:
+    """Mark a queued run running; None when it is already finished (a redelivered message)."""
+    return await conn.fetchrow(
+        """
+        UPDATE refresh_runs SET status = 'running', started_at = coalesce(started_at, now())
+        WHERE id = $1 AND status IN ('queued', 'running')
+        RETURNING id, scope, force, providers_total, snapshot_id
+        """,
+        run_id,
+    )
+
+
+async def pending_providers(conn: Conn, run_id: int) -> list[str]:
+    """Providers of a run whose sync has not finished."""
+    rows = await conn.fetch(
+        "SELECT provider_id FROM refresh_provider_runs WHERE run_id = $1 AND status = 'pending'", run_id
+    )
+    return [r["provider_id"] for r in rows]
+
+
+async def has_provider_runs(conn: Conn, run_id: int) -> bool:
+    """Whether plan_refresh already fanned this run out."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM refresh_provider_runs WHERE run_id = $1)", run_id))
+
+
+async def last_good_etag(conn: Conn, source_url: str) -> str | None:
+    """The ETag to send: that of the last whole-catalog run, only if it fully succeeded."""
+    row = await conn.fetchrow(
+        """
+        SELECT status, etag FROM refresh_runs
+        WHERE scope IS NULL AND source_url = $1 AND fallback_reason IS NULL
+          AND status IN ('succeeded', 'unchanged', 'partial', 'failed')
+        ORDER BY id DESC LIMIT 1
+        """,
+        source_url,
+    )
+    if row is None or row["status"] not in ("succeeded", "unchanged"):
+        return None
+    return row["etag"]  # type: ignore[no-any-return]
+
+
+async def store_snapshot(conn: Conn, *, sha256: str, source_url: str, etag: str | None, body: bytes) -> int:
+    """Keep the document a run loaded (once per distinct body)."""
+    return int(
+        await conn.fetchval(
+            """
+            INSERT INTO snapshots (sha256, source_url, etag, size, body) VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (sha256) DO UPDATE SET etag = EXCLUDED.etag, fetched_at = now()
+            RETURNING id
+            """,
+            sha256,
+            source_url,
+            etag,
+            len(body),
+            body,
+        )
+    )
+
+
+async def finish_run(conn: Conn, run_id: int, status: str, *, error: str | None = None, **source: Any) -> None:
+    """Close a run that ends in plan_refresh (failed or unchanged), recording its source."""
+    await conn.execute(
+        """
+        UPDATE refresh_runs SET status = $2, error = $3, finished_at = now(),
+            source_url = coalesce($4, source_url), etag = coalesce($5, etag),
+            sha256 = coalesce($6, sha256), fallback_reason = coalesce($7, fallback_reason),
+            catalog_version = (SELECT version FROM catalog_state)
+        WHERE id = $1 AND status IN ('queued', 'running')
+        """,
+        run_id,
+        status,
+        error,
+        source.get("source_url"),
+        source.get("etag"),
+        source.get("sha256"),
+        source.get("fallback_reason"),
+    )
+
+
+async def fan_out(
+    conn: Conn,
+    run_id: int,
+    slices: Sequence[tuple[str, bytes | None, str | None]],
+    *,
+    snapshot_id: int | None,
+    source_url: str,
+    etag: str | None,
+    sha256: str | None,
+    fallback_reason: str | None,
+) -> None:
+    """Record one pending provider-run per (provider_id, slice, slice_hash) and the run's source."""
+    await conn.copy_records_to_table(
+        "refresh_provider_runs",
+        records=[(run_id, pid, s, h) for pid, s, h in slices],
+        columns=("run_id", "provider_id", "slice", "slice_hash"),
+    )
+    await conn.execute(
+        """
+        UPDATE refresh_runs SET providers_total = $2, providers_pending = $2, snapshot_id = $3,
+            source_url = $4, etag = $5, sha256 = $6, fallback_reason = $7
+        WHERE id = $1
+        """,
+        run_id,
+        len(slices),
+        snapshot_id,
+        source_url,
+        etag,
+        sha256,
+        fallback_reason,
+    )
+
+
+async def lock_provider_run(conn: Conn, run_id: int, provider_id: str) -> asyncpg.Record | None:
+    """Lock a pending provider-run for this transaction; None when it is no longer pending."""
+    return await conn.fetchrow(
+        """
+        SELECT slice, slice_hash, attempts FROM refresh_provider_runs
+        WHERE run_id = $1 AND provider_id = $2 AND status = 'pending'
+        FOR UPDATE
+        """,
+        run_id,
+        provider_id,
+    )
+
+
+async def complete_provider_run(
+    conn: Conn,
+    run_id: int,
+    provider_id: str,
+    *,
+    status: str,
+    counts: tuple[int, int, int, int] = (0, 0, 0, 0),
+    duration_ms: int,
+    error: str | None = None,
+    attempt: int = 1,
+) -> int:
+    """Mark a provider-run finished and return how many providers of the run are still pending."""
+    await conn.execute(
+        """
+        UPDATE refresh_provider_runs SET status = $3, added = $4, updated = $5, removed = $6,
+            unchanged = $7, duration_ms = $8::int, error = $9, slice = NULL, attempts = attempts + $10,
+            started_at = coalesce(started_at, now() - make_interval(secs => $8::int / 1000.0)),
+            finished_at = now()
+        WHERE run_id = $1 AND provider_id = $2
+        """,
+        run_id,
+        provider_id,
+        status,
+        *counts,
+        duration_ms,
+        error,
+        attempt,
+    )
+    # The row lock on the run serialises the providers that finish together, so exactly one of
+    # them sees the count reach zero.
+    return int(
+        await conn.fetchval(
+            "UPDATE refresh_runs SET providers_pending = providers_pending - 1 WHERE id = $1 "
+            "RETURNING providers_pending",
+            run_id,
+        )
+    )
+
+
+async def record_attempt_failure(conn: Conn, run_id: int, provider_id: str, error: str) -> int | None:
+    """Count a failed attempt; return the attempts so far (None if the provider-run is not pending)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """
+        UPDATE refresh_provider_runs SET attempts = attempts + 1, error = $3,
+            started_at = coalesce(started_at, now())
+        WHERE run_id = $1 AND provider_id = $2 AND status = 'pending'
+        RETURNING attempts
+        """,
+        run_id,
+        provider_id,
+        error,
+    )
+
+
+async def close_run_if_complete(conn: Conn, run_id: int) -> str | None:
+    """Close a run whose providers are all finished; return its final status (None if not closed).
+
+    Idempotent: a run already closed stays as it is.
+    """
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """
+        UPDATE refresh_runs r SET finished_at = now(),
+            catalog_version = (SELECT version FROM catalog_state),
+            status = CASE
+                WHEN NOT EXISTS (SELECT 1 FROM refresh_provider_runs p
+                                 WHERE p.run_id = r.id AND p.status = 'failed') THEN 'succeeded'
+                WHEN EXISTS (SELECT 1 FROM refresh_provider_runs p
+                             WHERE p.run_id = r.id AND p.status = 'succeeded') THEN 'partial'
+                ELSE 'failed' END,
+            error = CASE WHEN EXISTS (SELECT 1 FROM refresh_provider_runs p
+                                      WHERE p.run_id = r.id AND p.status = 'failed')
+                         THEN 'some providers failed; see providers' END
+        WHERE id = $1 AND status = 'running' AND providers_pending = 0
+        RETURNING status
+        """,
+        run_id,
+    )

@@ -1,0 +1,345 @@
+"""The refresh pipeline's logic: request a run, plan it, sync one provider, close the run.
+
+The dramatiq actors in services/worker are thin wrappers around these functions; everything here
+takes its resources explicitly and is safe to run twice for the same message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import asyncpg
+import structlog
+from redis.asyncio import Redis
+
+from shared import events
+from shared.catalog import (
+    ModelRecord,
+    ProviderRecord,
+    decode_provider_slice,
+    field_changes,
+    model_row,
+    parse_document,
+    sha256_hex,
+)
+from shared.config import Settings
+from shared.db import Conn
+from shared.db import catalog as db
+from shared.db import runs as runs_db
+from shared.errors import IntegrityGuardTripped, MalformedDocument, UpstreamError, UpstreamUnavailable
+from shared.sources import Fetched, HttpFetcher
+
+log = structlog.get_logger(__name__)
+
+SAMPLE_URL = "bundled:sample"
+
+
+def sample_document() -> bytes:
+    """The small catalog shipped with modelmeta, served when nothing else can be."""
+    return (resources.files("shared.sample") / "catalog.json").read_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshContext:
+    """What the pipeline needs: settings and open connections."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: Redis
+    fetcher: HttpFetcher
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    """What one sync_provider call did."""
+
+    status: str  # succeeded, failed, skipped
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    catalog_version: int | None = None
+    run_closed: str | None = None
+
+
+async def request_refresh(
+    pool: asyncpg.Pool,
+    *,
+    trigger: str,
+    providers: Sequence[str] | None = None,
+    force: bool = False,
+    idempotency_key: str | None = None,
+) -> tuple[asyncpg.Record, bool]:
+    """Create a queued run, or join the open run of the same scope; True when created."""
+    async with pool.acquire() as conn:
+        return await runs_db.create_or_join_run(
+            conn, trigger=trigger, providers=providers, force=force, idempotency_key=idempotency_key
+        )
+
+
+async def fail_run(pool: asyncpg.Pool, run_id: int, error: str) -> None:
+    """Close a run that could not go on, with the reason."""
+    async with pool.acquire() as conn:
+        await runs_db.finish_run(conn, run_id, "failed", error=error)
+
+
+async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
+    """Fetch and validate the source, then record one provider-run per provider to sync.
+
+    Returns the providers whose sync_provider messages must be sent (again, on redelivery).
+    Errors of the source close the run as failed and change nothing; RateLimited propagates so
+    that the actor retries later.
+    """
+    log_ = log.bind(run_id=run_id)
+    async with ctx.pool.acquire() as conn:
+        run = await runs_db.start_run(conn, run_id)
+        if run is None:
+            log_.info("plan_skipped", reason="run already finished")
+            return []
+        if await runs_db.has_provider_runs(conn, run_id):
+            return await runs_db.pending_providers(conn, run_id)
+        scope: list[str] | None = run["scope"]
+        force: bool = run["force"]
+        url = ctx.settings.modelsdev_url
+        etag = None if force else await runs_db.last_good_etag(conn, url)
+        catalog_empty = not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM providers)")
+
+    fallback_reason = None
+    try:
+        fetched = await ctx.fetcher.get(url, etag=etag)
+    except UpstreamUnavailable as e:
+        if not catalog_empty:
+            log_.warning("plan_failed", error=str(e))
+            await fail_run(ctx.pool, run_id, str(e))
+            return []
+        log_.warning("upstream_unreachable_loading_sample", error=str(e))
+        fallback_reason = f"upstream unreachable and the catalog is empty: {e}"
+        fetched = Fetched(SAMPLE_URL, sample_document(), None)
+    except UpstreamError as e:
+        log_.warning("plan_failed", error=str(e))
+        await fail_run(ctx.pool, run_id, str(e))
+        return []
+
+    if fetched.body is None:
+        async with ctx.pool.acquire() as conn:
+            await runs_db.finish_run(conn, run_id, "unchanged", source_url=url, etag=fetched.etag)
+        log_.info("run_unchanged", reason="304 Not Modified")
+        return []
+
+    body = fetched.body
+    digest = sha256_hex(body)
+    try:
+        doc = parse_document(body)
+    except MalformedDocument as e:
+        log_.warning("plan_failed", error=str(e), sha256=digest)
+        async with ctx.pool.acquire() as conn:
+            await runs_db.finish_run(conn, run_id, "failed", error=str(e), source_url=fetched.url, sha256=digest)
+        return []
+
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if scope is None and not force:
+            listed = await db.listed_model_count(conn)
+            if doc.model_count * 2 < listed:
+                err = IntegrityGuardTripped(
+                    f"the document lists {doc.model_count} models, under half of the {listed} listed now; "
+                    "refusing it (force a refresh to accept it)"
+                )
+                log_.warning("plan_failed", error=str(err))
+                await runs_db.finish_run(conn, run_id, "failed", error=str(err), source_url=fetched.url, sha256=digest)
+                return []
+        stored = await db.listed_provider_hashes(conn)
+        wanted = set(scope) if scope else set(doc.slices) | set(stored)
+        todo: list[tuple[str, bytes | None, str | None]] = []
+        for pid in sorted(wanted):
+            if pid in doc.slices:
+                h = doc.slice_hashes[pid]
+                if force or stored.get(pid) != h:
+                    todo.append((pid, doc.slices[pid], h))
+            elif pid in stored:
+                todo.append((pid, None, None))  # vanished from the source
+        snapshot_id = await runs_db.store_snapshot(
+            conn, sha256=digest, source_url=fetched.url, etag=fetched.etag, body=body
+        )
+        await runs_db.fan_out(
+            conn,
+            run_id,
+            todo,
+            snapshot_id=snapshot_id,
+            source_url=fetched.url,
+            etag=fetched.etag,
+            sha256=digest,
+            fallback_reason=fallback_reason,
+        )
+        if not todo:
+            await runs_db.finish_run(conn, run_id, "unchanged")
+    log_.info("run_planned", providers=len(todo), models=doc.model_count, sha256=digest, fallback=fallback_reason)
+    return [pid for pid, _, _ in todo]
+
+
+async def sync_provider(ctx: RefreshContext, run_id: int, provider_id: str) -> SyncOutcome:
+    """Bring one provider's stored models in line with its slice, in one transaction."""
+    started = time.monotonic()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        pr = await runs_db.lock_provider_run(conn, run_id, provider_id)
+        if pr is None:
+            outcome = SyncOutcome("skipped")
+        else:
+            # Two runs touching one provider take turns, each diffing against committed state.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sync:' || $1))", provider_id)
+            try:
+                outcome = await _apply_slice(conn, run_id, provider_id, pr["slice"], pr["slice_hash"], started)
+            except MalformedDocument as e:
+                # Bad data does not get better on retry: fail this provider, keep the others.
+                pending = await runs_db.complete_provider_run(
+                    conn,
+                    run_id,
+                    provider_id,
+                    status="failed",
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                    error=str(e),
+                )
+                outcome = SyncOutcome("failed", run_closed="pending" if pending == 0 else None)
+    return await _after_commit(ctx, run_id, provider_id, outcome)
+
+
+async def _apply_slice(
+    conn: Conn,
+    run_id: int,
+    provider_id: str,
+    slice_: bytes | None,
+    slice_hash: str | None,
+    started: float,
+) -> SyncOutcome:
+    states = await db.model_states(conn, provider_id)
+    provider: ProviderRecord | None = None
+    incoming: dict[str, ModelRecord] = {}
+    if slice_ is not None:
+        provider, incoming = decode_provider_slice(provider_id, slice_)
+
+    added = [mid for mid in incoming if mid not in states or not states[mid][1]]
+    updated = [
+        mid for mid, rec in incoming.items() if mid in states and states[mid][1] and states[mid][0] != rec.content_hash
+    ]
+    removed = [mid for mid, (_, listed) in states.items() if listed and mid not in incoming]
+    unchanged = len(incoming) - len(added) - len(updated)
+
+    provider_changed = False
+    if provider is None:
+        await db.remove_provider(conn, provider_id)
+        provider_changed = True
+    else:
+        assert slice_hash is not None
+        old_name = await db.upsert_provider(conn, provider, slice_hash)
+        provider_changed = old_name != provider.name
+        if old_name is not None and provider_changed:
+            await db.rename_provider_in_models(conn, provider_id, provider.name)
+
+    version = None
+    if added or updated or removed or provider_changed:
+        version = await db.bump_catalog_version(conn)
+    if added or updated:
+        old_raws = await db.model_raws(conn, provider_id, updated) if updated else {}
+        assert provider is not None
+        await db.upsert_models(conn, (model_row(provider_id, provider.name, incoming[mid]) for mid in added + updated))
+        changes: list[tuple[Any, ...]] = [(run_id, provider_id, mid, "added", None, version) for mid in added]
+        for mid in updated:
+            changes.append(
+                (run_id, provider_id, mid, "updated", field_changes(old_raws[mid], incoming[mid].raw), version)
+            )
+    else:
+        changes = []
+    if removed:
+        await db.remove_models(conn, provider_id, removed)
+        changes.extend((run_id, provider_id, mid, "removed", None, version) for mid in removed)
+    await db.insert_changes(conn, changes)
+    pending = await runs_db.complete_provider_run(
+        conn,
+        run_id,
+        provider_id,
+        status="succeeded",
+        counts=(len(added), len(updated), len(removed), unchanged),
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    return SyncOutcome(
+        "succeeded",
+        len(added),
+        len(updated),
+        len(removed),
+        unchanged,
+        version,
+        run_closed="pending" if pending == 0 else None,
+    )
+
+
+async def _after_commit(ctx: RefreshContext, run_id: int, provider_id: str, outcome: SyncOutcome) -> SyncOutcome:
+    log_ = log.bind(run_id=run_id, provider_id=provider_id)
+    if outcome.catalog_version is not None:
+        await publish_invalidation(ctx, outcome.catalog_version, [provider_id], run_id)
+    log_.info(
+        "provider_synced",
+        status=outcome.status,
+        added=outcome.added,
+        updated=outcome.updated,
+        removed=outcome.removed,
+        unchanged=outcome.unchanged,
+        catalog_version=outcome.catalog_version,
+    )
+    # Also on a redelivered message (skipped): the worker that committed the last provider may
+    # have died before closing the run.
+    if outcome.run_closed or outcome.status == "skipped":
+        final = await close_run(ctx, run_id)
+        return SyncOutcome(**{**_as_dict(outcome), "run_closed": final})
+    return outcome
+
+
+def _as_dict(o: SyncOutcome) -> dict[str, Any]:
+    return {f: getattr(o, f) for f in o.__slots__}
+
+
+async def publish_invalidation(ctx: RefreshContext, version: int, providers: list[str], run_id: int | None) -> None:
+    """Tell the web processes; a lost event is caught by their generation check."""
+    try:
+        await events.publish(ctx.redis, ctx.settings.redis_prefix, events.Invalidation(version, providers, run_id))
+    except Exception as e:  # Redis down: data is committed; web processes catch up by polling.
+        log.warning("invalidation_publish_failed", error=str(e), catalog_version=version)
+
+
+async def close_run(ctx: RefreshContext, run_id: int) -> str | None:
+    """Close the run if all its providers are finished; return its final status."""
+    async with ctx.pool.acquire() as conn:
+        status = await runs_db.close_run_if_complete(conn, run_id)
+    if status is not None:
+        log.info("run_closed", run_id=run_id, status=status)
+    return status
+
+
+async def record_failure(ctx: RefreshContext, run_id: int, provider_id: str, error: str) -> int | None:
+    """Count a failed sync attempt; after the last allowed one, fail the provider for good.
+
+    Returns the attempts so far, or None when the provider-run was closed (finally failed, or
+    already finished).
+    """
+    max_attempts = ctx.settings.provider_max_attempts
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        attempts = await runs_db.record_attempt_failure(conn, run_id, provider_id, error)
+        if attempts is None:
+            return None
+        if attempts < max_attempts:
+            return attempts
+        pending = await runs_db.complete_provider_run(
+            conn,
+            run_id,
+            provider_id,
+            status="failed",
+            duration_ms=0,
+            error=f"{error} (gave up after {attempts} attempts)",
+            attempt=0,
+        )
+    log.error("provider_failed", run_id=run_id, provider_id=provider_id, attempts=attempts, error=error)
+    if pending == 0:
+        await close_run(ctx, run_id)
+    return None
