@@ -47,9 +47,11 @@ async def test_two_real_catalogs_exact_with_true_change_log(settings: Settings) 
         for c in changes:
             key = (c["provider_id"], c["model_id"])
             if c["kind"] == "added":
-                assert key in b and key not in a
+                assert key in b
+                assert key not in a
             elif c["kind"] == "removed":
-                assert key in a and key not in b
+                assert key in a
+                assert key not in b
             else:
                 assert c["fields"] == leaf_diff(a[key], b[key]), key
         assert {(c["provider_id"], c["model_id"]) for c in changes if c["kind"] == "updated"} == {

@@ -1,0 +1,46 @@
+# modelmeta: `make run` installs and runs the whole service; `make test` installs and runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install services run test lint format mypy bench clean
+
+$(BIN)/modelmeta: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(BIN)/modelmeta
+
+# Start the local PostgreSQL and Redis when they are not answering (no-op when they are).
+services:
+	@bash .ci/services.sh
+
+# The Procfile's release step first, then the long-running processes (honcho stops all when one exits).
+run: install services
+	$(BIN)/modelmeta migrate
+	$(BIN)/honcho start -f Procfile web worker scheduler
+
+test: install services
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+mypy: install
+	$(BIN)/mypy
+
+bench: install services
+	$(BIN)/python benchmarks/refresh_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,98 @@
+"""The release step and real worker processes, driven through the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared.config import Settings
+from tests.conftest import CATALOG_NEW, env_for, reference_catalog
+from tests.e2e.processes import cli, stop, wait_for, worker
+from tests.support import fake_upstream, flat_models
+
+pytestmark = pytest.mark.slow
+
+
+def test_release_then_worker_completes_a_refresh(settings: Settings, tmp_path: Path) -> None:
+    env = env_for(settings)
+    assert cli(["migrate"], env).returncode == 0  # already migrated: a no-op that must succeed
+    with worker(env, tmp_path / "worker.log"):
+        done = cli(["refresh", "--wait", "--json"], env)
+        assert done.returncode == 0, done.stdout + done.stderr + (tmp_path / "worker.log").read_text()
+        run = json.loads(done.stdout.strip().splitlines()[-1])
+        assert run["status"] == "succeeded"
+        assert run["counts"]["added"] == 28
+        runs = cli(["runs", "--json"], env)
+        assert json.loads(runs.stdout)[0]["id"] == run["id"]
+
+
+async def _listed(dsn: str) -> dict[tuple[str, str], object]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT provider_id, model_id, raw::text FROM models WHERE removed_at IS NULL")
+    finally:
+        await conn.close()
+    return {(r[0], r[1]): json.loads(r[2]) for r in rows}
+
+
+async def _run_status(dsn: str, run_id: int) -> tuple[str, int, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        r = await conn.fetchrow(
+            "SELECT status, providers_total, (SELECT count(*) FROM refresh_provider_runs p "
+            "WHERE p.run_id = r.id AND p.status <> 'pending') FROM refresh_runs r WHERE id = $1",
+            run_id,
+        )
+    finally:
+        await conn.close()
+    assert r is not None
+    return r[0], r[1], r[2]
+
+
+async def test_worker_killed_mid_refresh_recovers_exactly(settings: Settings, tmp_path: Path) -> None:
+    body = reference_catalog(CATALOG_NEW)
+    async with fake_upstream(body) as up:
+        env = env_for(settings, MODELSDEV_URL=up.url)
+        log = tmp_path / "worker.log"
+        with worker(env, log, processes=1, threads=2) as first:
+            started = await asyncio.to_thread(cli, ["refresh"], env)
+            run_id = int(started.stdout.split()[0])
+
+            async def midway() -> bool:
+                _, total, finished = await _run_status(settings.database_url, run_id)
+                return 0 < finished < total
+
+            for _ in range(600):
+                if await midway():
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                pytest.fail("the run never got midway: " + log.read_text()[-2000:])
+            stop(first, signal.SIGKILL)
+            status, total, finished = await _run_status(settings.database_url, run_id)
+            assert status == "running"
+            assert finished < total
+
+        with worker(env, log, processes=1, threads=4):
+
+            def closed() -> bool:
+                return asyncio.run(_run_status(settings.database_url, run_id))[0] != "running"
+
+            await asyncio.to_thread(wait_for, closed, 90.0, 0.2)
+        status, total, finished = await _run_status(settings.database_url, run_id)
+        assert status == "succeeded", log.read_text()[-3000:]
+        assert await _listed(settings.database_url) == flat_models(json.loads(body))
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            dupes = await conn.fetchval(
+                "SELECT count(*) FROM (SELECT provider_id, model_id, kind FROM model_changes "
+                "GROUP BY 1, 2, 3 HAVING count(*) > 1) d"
+            )
+        finally:
+            await conn.close()
+        assert dupes == 0

@@ -1,0 +1,200 @@
+"""Upstream faults end as a retry or a clear run error, never as partial data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+from aiohttp import web
+
+from shared import refresh
+from shared.config import Settings
+from tests.conftest import SAMPLE
+from tests.integration.helpers import listed_raw, pipeline, refresh_inline
+from tests.support import fake_upstream, flat_models
+
+SAMPLE_BODY = SAMPLE.read_bytes()
+SAMPLE_MODELS = flat_models(json.loads(SAMPLE_BODY))
+SMALLER = json.dumps(dict(list(json.loads(SAMPLE_BODY).items())[:3])).encode()
+
+
+def status(code: int, headers: dict[str, str] | None = None) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=code, headers=headers, text="nope")
+
+    return handler
+
+
+def body(data: bytes) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=data, content_type="application/json")
+
+    return handler
+
+
+async def slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(5)
+    return web.Response(body=SAMPLE_BODY)
+
+
+async def test_500_then_success(settings: Settings) -> None:
+    async with fake_upstream(SAMPLE_BODY) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        up.script = [status(500)]
+        run = await refresh_inline(ctx)
+        assert run["status"] == "succeeded"
+        assert len(up.requests) == 2
+        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+
+
+async def test_429_retry_after_is_honoured(settings: Settings) -> None:
+    async with fake_upstream(SAMPLE_BODY) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        up.script = [status(429, {"Retry-After": "1"})]
+        run = await refresh_inline(ctx)
+        assert run["status"] == "succeeded"
+        assert up.requests[1][0] - up.requests[0][0] >= 0.95
+
+
+async def test_long_retry_after_becomes_a_later_retry(settings: Settings) -> None:
+    from shared.errors import RateLimited
+
+    async with fake_upstream(SAMPLE_BODY) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        up.script = [status(429, {"Retry-After": "120"})]
+        run, _ = await refresh.request_refresh(ctx.pool, trigger="cli")
+        with pytest.raises(RateLimited):
+            await refresh.plan_refresh(ctx, run["id"])
+
+
+@pytest.mark.parametrize(
+    ("script", "error"),
+    [
+        ([slow, slow], "TimeoutError"),
+        ([body(SAMPLE_BODY[: len(SAMPLE_BODY) // 2])], "not a models.dev document"),
+        ([body(b'{"acme": {"id": "acme", "name": "Acme", "models": [1, 2]}}')], "not a models.dev document"),
+        ([body(b"x" * 5000)], "not a models.dev document"),
+        ([status(404)], "HTTP 404"),
+        ([status(502), status(503)], "HTTP 503 after 2 attempts"),
+    ],
+    ids=["timeout", "truncated", "wrong-shape", "not-json", "404", "5xx"],
+)
+async def test_fault_fails_the_run_and_changes_nothing(settings: Settings, script: list, error: str) -> None:  # type: ignore[type-arg]
+    async with fake_upstream(SAMPLE_BODY) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        assert (await refresh_inline(ctx))["status"] == "succeeded"
+        version = await ctx.pool.fetchval("SELECT version FROM catalog_state")
+        up.script = list(script)
+        run = await refresh_inline(ctx, force=True)
+        assert run["status"] == "failed"
+        assert error in run["error"]
+        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+        assert await ctx.pool.fetchval("SELECT version FROM catalog_state") == version
+
+
+async def test_body_over_the_size_cap(settings: Settings) -> None:
+    async with (
+        fake_upstream(SAMPLE_BODY) as up,
+        pipeline(settings, modelsdev_url=up.url, upstream_max_bytes=1000) as ctx,
+    ):
+        run = await refresh_inline(ctx)
+        assert run["status"] == "failed"
+        assert "over 1000" in run["error"]
+        assert await listed_raw(ctx.pool) == {}
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return int(port)
+
+
+async def test_unreachable_with_empty_database_loads_the_sample(settings: Settings) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/api.json"
+    async with pipeline(settings, modelsdev_url=url) as ctx:
+        run = await refresh_inline(ctx)
+        assert run["status"] == "succeeded"
+        assert "upstream unreachable" in run["fallback_reason"]
+        assert run["source_url"] == refresh.SAMPLE_URL
+        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+
+
+async def test_unreachable_with_full_database_changes_nothing(settings: Settings) -> None:
+    async with fake_upstream(SMALLER) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        await refresh_inline(ctx)
+        before = await listed_raw(ctx.pool)
+    url = f"http://127.0.0.1:{_closed_port()}/api.json"
+    async with pipeline(settings, modelsdev_url=url) as ctx:
+        run = await refresh_inline(ctx)
+        assert run["status"] == "failed"
+        assert "ClientConnectorError" in run["error"] or "Connect" in run["error"]
+        assert await listed_raw(ctx.pool) == before
+
+
+async def test_integrity_guard_refuses_a_shrunken_document_unless_forced(settings: Settings) -> None:
+    tiny = json.dumps({"acme": json.loads(SAMPLE_BODY)["acme"]}).encode()
+    async with fake_upstream(SAMPLE_BODY) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        await refresh_inline(ctx)
+        up.body = tiny
+        run = await refresh_inline(ctx)
+        assert run["status"] == "failed"
+        assert "under half" in run["error"]
+        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+        forced = await refresh_inline(ctx, force=True)
+        assert forced["status"] == "succeeded"
+        assert await listed_raw(ctx.pool) == flat_models(json.loads(tiny))
+
+
+async def test_sync_delivered_twice_writes_once(settings: Settings) -> None:
+    async with pipeline(settings) as ctx:
+        run, _ = await refresh.request_refresh(ctx.pool, trigger="cli")
+        providers = await refresh.plan_refresh(ctx, run["id"])
+        # plan_refresh redelivered: the same providers to send again, no second fan-out.
+        assert await refresh.plan_refresh(ctx, run["id"]) == providers
+        first = await refresh.sync_provider(ctx, run["id"], providers[0])
+        again = await refresh.sync_provider(ctx, run["id"], providers[0])
+        assert first.status == "succeeded"
+        assert first.added > 0
+        assert again.status == "skipped"
+        both = await asyncio.gather(*(refresh.sync_provider(ctx, run["id"], providers[1]) for _ in range(2)))
+        assert sorted(o.status for o in both) == ["skipped", "succeeded"]
+        rows = await ctx.pool.fetchval("SELECT count(*) FROM model_changes")
+        assert rows == first.added + max(o.added for o in both)
+
+
+async def test_one_bad_provider_leaves_the_others_and_reports_partial(settings: Settings) -> None:
+    doc = json.loads(SAMPLE_BODY)
+    doc["acme"]["models"]["acme-large-3"]["limit"] = {"context": "lots"}
+    async with fake_upstream(json.dumps(doc).encode()) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        run = await refresh_inline(ctx)
+        # The whole-document validation refuses it before any provider is touched.
+        assert run["status"] == "failed"
+        assert "limit.context" in run["error"]
+        assert await listed_raw(ctx.pool) == {}
+
+
+async def test_failing_provider_is_retried_then_marked_failed(settings: Settings) -> None:
+    async with pipeline(settings, provider_max_attempts=2) as ctx:
+        run, _ = await refresh.request_refresh(ctx.pool, trigger="cli")
+        providers = await refresh.plan_refresh(ctx, run["id"])
+        bad, good = providers[0], providers[1:]
+        for pid in good:
+            await refresh.sync_provider(ctx, run["id"], pid)
+        assert await refresh.record_failure(ctx, run["id"], bad, "TimeoutError: upstream") == 1
+        assert await refresh.record_failure(ctx, run["id"], bad, "TimeoutError: upstream") is None
+        final = await ctx.pool.fetchrow("SELECT status, error FROM refresh_runs WHERE id = $1", run["id"])
+        assert final["status"] == "partial"
+        detail = await ctx.pool.fetchrow(
+            "SELECT status, attempts, error FROM refresh_provider_runs WHERE run_id = $1 AND provider_id = $2",
+            run["id"],
+            bad,
+        )
+        assert detail["status"] == "failed"
+        assert detail["attempts"] == 2
+        assert "TimeoutError" in detail["error"]
+        # The next refresh completes the failed provider.
+        again = await refresh_inline(ctx)
+        assert again["status"] == "succeeded"
+        assert again["providers_total"] == 1
+        assert await listed_raw(ctx.pool) == SAMPLE_MODELS

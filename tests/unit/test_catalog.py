@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+
+from shared.catalog import decode_provider_slice, field_changes, parse_document
+from shared.errors import MalformedDocument
+from shared.schemas.catalog import Document
+from tests.conftest import CATALOG_NEW, CATALOG_OLD, SAMPLE, reference_catalog
+
+
+@pytest.mark.parametrize("path", [CATALOG_OLD, CATALOG_NEW], ids=["2026-03-01", "2026-07-02"])
+def test_every_provider_and_model_of_the_real_catalogs_decodes(path: object) -> None:
+    body = reference_catalog(path)  # type: ignore[arg-type]
+    doc = msgspec.json.decode(body, type=Document)
+    raw = json.loads(body)
+    assert set(doc) == set(raw)
+    parsed = parse_document(body)
+    assert parsed.model_count == sum(len(p["models"]) for p in raw.values())
+    for pid, data in parsed.slices.items():
+        provider, models = decode_provider_slice(pid, data)
+        assert provider.name == raw[pid]["name"]
+        assert {m: r.raw for m, r in models.items()} == raw[pid]["models"]
+        for rec in models.values():
+            assert rec.model.id == raw[pid]["models"][rec.model_id]["id"]
+
+
+def test_sample_has_every_field_kind() -> None:
+    raw = json.loads(SAMPLE.read_bytes())
+    parse_document(SAMPLE.read_bytes())
+    models = [m for p in raw.values() for m in p["models"].values()]
+    keys = {k for m in models for k in m}
+    cost_keys = {k for m in models for k in m.get("cost", {})}
+    assert {"reasoning_options", "interleaved", "provider", "experimental", "status", "knowledge"} <= keys
+    assert {"tiers", "context_over_200k", "cache_read", "cache_write", "input_audio", "output_audio"} <= cost_keys
+    assert any("/" in mid for p in raw.values() for mid in p["models"])
+    assert {m.get("status") for m in models} >= {"alpha", "beta", "deprecated", None}
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b'{"a": {"id": "a", "name": "A", "models": {"m": {"id": "m", "name": "M"', "truncated"),
+        (b"[]", "array"),
+        (b"{}", "no providers"),
+        (b'{"a": {"id": "a", "name": "A", "models": []}}', "models"),
+        (b'{"a": {"id": "a", "name": "A", "models": {"m": {"id": "m", "name": "M", "limit": {"context": "big"}}}}}',
+         "limit.context"),
+        (b'{"a": {"id": "a", "name": "A", "models": {"m": {"id": "m", "name": "M", "cost": {"input": "1"}}}}}',
+         "cost.input"),
+    ],
+)  # fmt: skip
+def test_malformed_documents_say_where(body: bytes, where: str) -> None:
+    with pytest.raises(MalformedDocument) as e:
+        parse_document(body)
+    assert "models.dev document" in str(e.value)
+
+
+def test_unknown_fields_are_kept_in_raw() -> None:
+    body = b'{"a": {"id": "a", "name": "A", "future": 1, "models": {"x/y": {"id": "x/y", "name": "Y", "new": [1]}}}}'
+    provider, models = decode_provider_slice("a", parse_document(body).slices["a"])
+    assert provider.raw == {"id": "a", "name": "A", "future": 1}
+    assert models["x/y"].raw["new"] == [1]
+
+
+def test_field_changes() -> None:
+    old = {"name": "A", "cost": {"input": 1, "output": 2}, "limit": {"context": 10}, "modalities": {"input": ["text"]}}
+    new = {"name": "A", "cost": {"input": 1.5}, "limit": {"context": 10}, "modalities": {"input": ["text", "image"]}}
+    assert field_changes(old, new) == {
+        "cost.input": [1, 1.5],
+        "cost.output": [2, None],
+        "modalities.input": [["text"], ["text", "image"]],
+    }
+    assert field_changes({"cost": {"input": 3}}, {}) == {"cost.input": [3, None]}
+    assert field_changes({"a": 1}, {"a": 1.0}) == {}
+    assert field_changes({"a": True}, {"a": 1}) == {"a": [True, 1]}
