@@ -233,29 +233,27 @@ async def _apply_slice(
         provider_changed = True
     else:
         assert slice_hash is not None
-        old_name = await db.upsert_provider(conn, provider, slice_hash)
-        provider_changed = old_name != provider.name
-        if old_name is not None and provider_changed:
+        old_name, provider_changed = await db.upsert_provider(conn, provider, slice_hash)
+        if old_name is not None and old_name != provider.name:
             await db.rename_provider_in_models(conn, provider_id, provider.name)
 
-    version = None
-    if added or updated or removed or provider_changed:
-        version = await db.bump_catalog_version(conn)
     if added or updated:
-        old_raws = await db.model_raws(conn, provider_id, updated) if updated else {}
         assert provider is not None
+        old_raws = await db.model_raws(conn, provider_id, updated) if updated else {}
         await db.upsert_models(conn, (model_row(provider_id, provider.name, incoming[mid]) for mid in added + updated))
-        changes: list[tuple[Any, ...]] = [(run_id, provider_id, mid, "added", None, version) for mid in added]
-        for mid in updated:
-            changes.append(
-                (run_id, provider_id, mid, "updated", field_changes(old_raws[mid], incoming[mid].raw), version)
-            )
-    else:
-        changes = []
     if removed:
         await db.remove_models(conn, provider_id, removed)
+    version = None
+    if added or updated or removed or provider_changed:
+        # Last, so the catalog_state row lock (which orders commits) is held only briefly.
+        version = await db.bump_catalog_version(conn)
+        changes: list[tuple[Any, ...]] = [(run_id, provider_id, mid, "added", None, version) for mid in added]
+        changes.extend(
+            (run_id, provider_id, mid, "updated", field_changes(old_raws[mid], incoming[mid].raw), version)
+            for mid in updated
+        )
         changes.extend((run_id, provider_id, mid, "removed", None, version) for mid in removed)
-    await db.insert_changes(conn, changes)
+        await db.insert_changes(conn, changes)
     pending = await runs_db.complete_provider_run(
         conn,
         run_id,

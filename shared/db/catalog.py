@@ -41,11 +41,11 @@ async def model_raws(conn: Conn, provider_id: str, model_ids: Sequence[str]) -> 
     return {r["model_id"]: r["raw"] for r in rows}
 
 
-async def upsert_provider(conn: Conn, p: ProviderRecord, slice_hash: str) -> str | None:
-    """Insert or update a provider; return its previous name (None when it is new)."""
-    return await conn.fetchval(  # type: ignore[no-any-return]
+async def upsert_provider(conn: Conn, p: ProviderRecord, slice_hash: str) -> tuple[str | None, bool]:
+    """Insert or update a provider; return its previous name (None when new) and whether it changed."""
+    row = await conn.fetchrow(
         """
-        WITH old AS (SELECT name FROM providers WHERE id = $1)
+        WITH old AS (SELECT name, raw, removed_at FROM providers WHERE id = $1)
         INSERT INTO providers AS p (id, name, env, npm, api, doc, raw, content_hash)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         ON CONFLICT (id) DO UPDATE SET
@@ -54,7 +54,8 @@ async def upsert_provider(conn: Conn, p: ProviderRecord, slice_hash: str) -> str
             removed_at = NULL,
             updated_at = CASE WHEN p.raw IS DISTINCT FROM EXCLUDED.raw OR p.removed_at IS NOT NULL
                               THEN now() ELSE p.updated_at END
-        RETURNING (SELECT name FROM old)
+        RETURNING (SELECT name FROM old) AS old_name,
+            NOT EXISTS (SELECT 1 FROM old WHERE old.raw = p.raw AND old.removed_at IS NULL) AS changed
         """,
         p.id,
         p.name,
@@ -65,6 +66,8 @@ async def upsert_provider(conn: Conn, p: ProviderRecord, slice_hash: str) -> str
         p.raw,
         slice_hash,
     )
+    assert row is not None
+    return row["old_name"], row["changed"]
 
 
 async def remove_provider(conn: Conn, provider_id: str) -> None:
@@ -90,7 +93,6 @@ async def upsert_models(conn: Conn, rows: Iterable[tuple[Any, ...]]) -> int:
         "CREATE TEMP TABLE IF NOT EXISTS models_staging "
         "(LIKE models INCLUDING DEFAULTS EXCLUDING GENERATED) ON COMMIT DELETE ROWS"
     )
-    await conn.execute("TRUNCATE models_staging")
     await conn.copy_records_to_table("models_staging", records=rows, columns=MODEL_COLUMNS)
     cols = ", ".join(MODEL_COLUMNS)
     status = await conn.execute(
