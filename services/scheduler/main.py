@@ -1,0 +1,114 @@
+"""The scheduler process: enqueues a refresh per slot while it holds the Redis leader lock.
+
+Several may run; one leads. The lock is a redis-py Lock with a short lease that the leader
+renews every tick, so a standby takes over within LEASE seconds of the leader dying. Each slot is
+claimed with SET NX, so a failover never enqueues two refreshes for one slot. The scheduler only
+enqueues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import time
+import uuid
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, RedisError
+
+from shared.config import Settings
+from shared.db.pool import create_pool
+from shared.refresh import request_refresh
+from shared.schedule import ScheduleState, claim_slot, slot_at, write_state
+
+log = structlog.get_logger(__name__)
+
+LEASE = 5.0
+TICK = 1.0
+
+
+async def last_success_at(pool: object, interval: float) -> float | None:
+    row = await pool.fetchval(  # type: ignore[attr-defined]
+        "SELECT extract(epoch FROM max(finished_at)) FROM refresh_runs "
+        "WHERE scope IS NULL AND status IN ('succeeded', 'unchanged')"
+    )
+    return float(row) if row is not None else None
+
+
+async def enqueue_refresh(pool: object) -> int:
+    from services.worker.actors import plan_refresh
+
+    run, created = await request_refresh(pool, trigger="scheduler")  # type: ignore[arg-type]
+    if created:
+        await asyncio.to_thread(plan_refresh.send, run["id"])
+    log.info("refresh_enqueued", run_id=run["id"], coalesced=not created)
+    return int(run["id"])
+
+
+async def scheduler(settings: Settings, stop: asyncio.Event) -> None:
+    identity = f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
+    redis = Redis.from_url(settings.redis_url)
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    lock = Lock(redis, f"{settings.redis_prefix}:scheduler:leader", timeout=LEASE)
+    leading = False
+    interval = settings.refresh_interval
+    log.info("scheduler_started", identity=identity, interval=interval)
+    try:
+        while not stop.is_set():
+            try:
+                if not leading:
+                    leading = await lock.acquire(blocking=False, token=identity)
+                    if leading:
+                        log.info("scheduler_leading", identity=identity)
+                else:
+                    await lock.reacquire()
+                if leading:
+                    await tick(settings, redis, pool, identity, interval)
+            except LockError:
+                log.warning("scheduler_lost_lead", identity=identity)
+                leading = False
+            except (RedisError, OSError) as e:
+                log.warning("scheduler_tick_failed", error=str(e))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TICK)
+    finally:
+        if leading:
+            with contextlib.suppress(LockError, RedisError):
+                await lock.release()
+        await pool.close()
+        await redis.aclose()
+        log.info("scheduler_stopped", identity=identity)
+
+
+async def tick(settings: Settings, redis: Redis, pool: object, identity: str, interval: float) -> None:
+    now = time.time()
+    slot = slot_at(now, interval)
+    nxt = slot_at(slot.start + interval, interval)
+    if now >= slot.due:
+        last = await last_success_at(pool, interval)
+        # At start-up (or after a gap) the current slot is only worth a refresh if the catalog is stale.
+        if await claim_slot(redis, settings.redis_prefix, slot, interval):
+            if last is None or now - last >= interval or last < slot.start:
+                await enqueue_refresh(pool)
+            else:
+                log.info("slot_skipped_fresh", slot=slot.index, last_success_age_s=round(now - last))
+        next_run = nxt.due
+    else:
+        next_run = slot.due
+    await write_state(redis, settings.redis_prefix, ScheduleState(interval, next_run, identity))
+
+
+def run_scheduler(settings: Settings) -> int:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await scheduler(settings, stop)
+
+    asyncio.run(main())
+    return 0
