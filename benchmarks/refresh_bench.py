@@ -102,17 +102,23 @@ def main() -> None:
     floor_s, floor_n = asyncio.run(floor(args.catalog))
     full_s, nochange_s, n = asyncio.run(pipeline(args.catalog, args.processes, args.threads))
     assert n == floor_n, (n, floor_n)
-    print(f"catalog: {args.catalog.name}, {n} models; cores: {os.cpu_count()}; "
-          f"workers: {args.processes} processes x {args.threads} threads")  # fmt: skip
+    print(
+        f"catalog: {args.catalog.name}, {n} models; cores: {os.cpu_count()}; "
+        f"workers: {args.processes} processes x {args.threads} threads"
+    )
     print(
         table(
             [
-                ("full refresh (enqueue -> run closed)", f"{full_s:.3f} s", f"{floor_s:.3f} s (COPY floor)",
-                 f"{full_s / floor_s:.2f}x (target <= 4x)"),
+                (
+                    "full refresh (enqueue -> run closed)",
+                    f"{full_s:.3f} s",
+                    f"{floor_s:.3f} s (COPY floor)",
+                    f"{full_s / floor_s:.2f}x (target <= 4x)",
+                ),
                 ("no-change refresh", f"{nochange_s:.3f} s", "0.500 s (target)", f"{nochange_s / 0.5:.2f}x"),
             ]
         )
-    )  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
@@ -101,3 +101,42 @@ def provider_run_object(p: Any) -> ProviderRun:
         duration_ms=p["duration_ms"],
         error=p["error"],
     )
+
+
+class Provider(msgspec.Struct, kw_only=True):
+    """A provider with its count of listed models."""
+
+    id: str
+    name: str
+    env: list[str]
+    npm: str | None
+    api: str | None
+    doc: str | None
+    model_count: int
+    first_seen_at: datetime
+    updated_at: datetime
+    removed_at: datetime | None
+
+
+class Change(msgspec.Struct, kw_only=True):
+    """One entry of the change log; `fields` maps a dotted path to [old, new] for updates."""
+
+    seq: int
+    at: datetime
+    run_id: int | None
+    id: str
+    provider_id: str
+    model_id: str
+    kind: str
+    fields: dict[str, list[Any]] | None
+
+
+class Benchmark(msgspec.Struct, kw_only=True):
+    """A benchmark result of a model."""
+
+    model: str
+    benchmark: str
+    score: float
+    metric: str | None
+    source: str | None
+    date: date | None

@@ -55,3 +55,15 @@ class BadRequest(ModelmetaError):
         super().__init__(detail)
         self.detail = detail
         self.invalid_params = invalid_params or []
+
+
+class Unauthorized(ModelmetaError):
+    """An admin route was called without a bearer token."""
+
+
+class Forbidden(ModelmetaError):
+    """An admin route was called with a token that is not one of ADMIN_TOKENS."""
+
+
+class PayloadTooLarge(ModelmetaError):
+    """A request body is over the size cap."""

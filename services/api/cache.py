@@ -1,0 +1,135 @@
+"""Each web process's response cache, kept coherent with the catalog by invalidation events.
+
+Entries are encoded response bodies keyed by route and normalized query, tagged with the providers
+they depend on ("*" for anything that spans providers). An event drops the entries of its
+providers; a version gap, a pub/sub reconnect, or a catalog version seen in PostgreSQL that no
+event announced drops everything; a TTL bounds the age of any entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+from prometheus_client import Counter
+from redis.asyncio import Redis
+
+from shared import events
+from shared.db.catalog import catalog_version
+
+log = structlog.get_logger(__name__)
+
+CACHE_EVENTS = Counter("modelmeta_cache_events_total", "Response cache lookups and drops", ["event"])
+ALL = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    body: bytes
+    etag: str
+    version: int
+    tags: frozenset[str]
+    expires: float
+
+
+class ResponseCache:
+    """Encoded responses by key, dropped by tag, by version gap or by age."""
+
+    def __init__(self, ttl: float, max_entries: int = 20_000, enabled: bool = True) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.enabled = enabled
+        self.entries: dict[str, Entry] = {}
+        self.version = 0  # the catalog version this process knows of
+        self.epoch = 0  # bumped on every drop, so a response built across a drop is not stored
+
+    async def get_or_build(self, key: str, tags: frozenset[str], build: Callable[[], Awaitable[bytes]]) -> Entry:
+        entry = self.entries.get(key) if self.enabled else None
+        if entry is not None and entry.expires > time.monotonic():
+            CACHE_EVENTS.labels("hit").inc()
+            return entry
+        CACHE_EVENTS.labels("miss").inc()
+        epoch, version = self.epoch, self.version
+        body = await build()
+        entry = Entry(
+            body, f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"', version, tags, time.monotonic() + self.ttl
+        )
+        if self.enabled and epoch == self.epoch:
+            if len(self.entries) >= self.max_entries:
+                self.entries.clear()
+            self.entries[key] = entry
+        return entry
+
+    def drop(self, providers: list[str]) -> None:
+        self.epoch += 1
+        doomed = {ALL, *providers}
+        for key in [k for k, e in self.entries.items() if e.tags & doomed]:
+            del self.entries[key]
+        CACHE_EVENTS.labels("drop_tagged").inc()
+
+    def clear(self, reason: str) -> None:
+        self.epoch += 1
+        self.entries.clear()
+        CACHE_EVENTS.labels("drop_all").inc()
+        log.info("cache_cleared", reason=reason)
+
+    def apply(self, event: events.Invalidation) -> None:
+        """Handle an invalidation event in version order; a gap drops everything."""
+        if event.version <= self.version:
+            self.drop(event.providers)  # a late or repeated event: dropping again is harmless
+            return
+        if event.version != self.version + 1:
+            self.clear(f"version gap {self.version} -> {event.version}")
+        else:
+            self.drop(event.providers)
+        self.version = event.version
+
+    def saw_version(self, version: int) -> None:
+        """The catalog version read from PostgreSQL; newer than we know means we missed events."""
+        if version != self.version:
+            if version > self.version:
+                self.clear(f"catalog version {version} announced by no event (known {self.version})")
+            self.version = version
+
+
+async def listen(cache: ResponseCache, redis: Redis, prefix: str, stop: asyncio.Event) -> None:
+    """Follow the invalidation channel; after every (re)connect, drop everything."""
+    backoff = 0.2
+    while not stop.is_set():
+        try:
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(events.channel(prefix))
+                cache.clear("subscribed to invalidation channel")
+                backoff = 0.2
+                while not stop.is_set():
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if msg is not None and msg["type"] == "message":
+                        try:
+                            cache.apply(events.decode(msg["data"]))
+                        except ValueError:
+                            cache.clear("undecodable invalidation event")
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            cache.clear("invalidation channel lost")
+            log.warning("invalidation_listener_reconnecting", error=str(e), backoff_s=backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, 5.0)
+
+
+async def poll_version(cache: ResponseCache, pool: asyncpg.Pool, stop: asyncio.Event, every: float = 2.0) -> None:
+    """The safety net: compare with PostgreSQL's catalog version every few seconds."""
+    while not stop.is_set():
+        try:
+            cache.saw_version(await catalog_version(pool))
+        except (OSError, asyncpg.PostgresError) as e:
+            log.warning("catalog_version_check_failed", error=str(e))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)

@@ -1,0 +1,19 @@
+"""Typed application keys for the resources the web app holds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import asyncpg
+from aiohttp import web
+from redis.asyncio import Redis
+
+from services.api.cache import ResponseCache
+from shared.config import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+REDIS = web.AppKey("redis", Redis)
+CACHE = web.AppKey("cache", ResponseCache)
+#: Sends plan_refresh(run_id) to the workers (blocking; called in a thread).
+ENQUEUE: web.AppKey[Callable[[int], None]] = web.AppKey("enqueue")

@@ -1,0 +1,109 @@
+"""HTTP middleware: request ids, problem+json errors, metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import structlog
+from aiohttp import web
+from prometheus_client import Counter, Histogram
+
+from shared.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
+
+log = structlog.get_logger(__name__)
+
+REQUESTS = Counter("modelmeta_http_requests_total", "HTTP requests", ["route", "method", "status"])
+LATENCY = Histogram(
+    "modelmeta_http_request_seconds",
+    "HTTP request latency",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An RFC 9457 problem."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    invalid_params: list[dict[str, str]] | None = None
+    request_id: str | None = None
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    invalid: list[tuple[str, str]] | None = None,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body = Problem(
+        type=f"https://modelmeta.dev/problems/{title.lower().replace(' ', '-')}",
+        title=title,
+        status=status,
+        detail=detail,
+        invalid_params=[{"name": n, "reason": r} for n, r in invalid] if invalid else None,
+        request_id=request_id,
+    )
+    return web.Response(
+        status=status, body=msgspec.json.encode(body), content_type="application/problem+json", headers=headers
+    )
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id to the logs and the response; count and time the request."""
+    rid = request.headers.get("X-Request-ID", "")
+    if not _REQUEST_ID.fullmatch(rid):
+        rid = uuid.uuid4().hex
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=rid)
+    started = time.perf_counter()
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    try:
+        response = await _errors(request, handler, rid)
+    finally:
+        LATENCY.labels(route).observe(time.perf_counter() - started)
+    REQUESTS.labels(route, request.method, str(response.status)).inc()
+    response.headers["X-Request-ID"] = rid
+    return response
+
+
+async def _errors(request: web.Request, handler: Handler, rid: str) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadRequest as e:
+        return problem(400, "Bad Request", e.detail, e.invalid_params, rid)
+    except NotFound as e:
+        return problem(404, "Not Found", str(e), request_id=rid)
+    except Unauthorized as e:
+        return problem(401, "Unauthorized", str(e), request_id=rid, headers={"WWW-Authenticate": "Bearer"})
+    except Forbidden as e:
+        return problem(403, "Forbidden", str(e), request_id=rid)
+    except PayloadTooLarge as e:
+        return problem(413, "Payload Too Large", str(e), request_id=rid)
+    except web.HTTPRequestEntityTooLarge:
+        return problem(413, "Payload Too Large", "the request body is too large", request_id=rid)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return problem(e.status, e.reason, e.text or e.reason, request_id=rid, headers=_allow(e))
+    except Exception:
+        log.exception("unhandled_error", path=request.path, method=request.method)
+        return problem(500, "Internal Server Error", "an unexpected error; it has been logged", request_id=rid)
+
+
+def _allow(e: web.HTTPException) -> dict[str, str] | None:
+    allow: Any = e.headers.get("Allow")
+    return {"Allow": allow} if allow else None

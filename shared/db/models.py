@@ -1,0 +1,250 @@
+"""SQL that reads the catalog for the API: model lists, one model, providers, history, changes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from shared.db import Queryable
+from shared.errors import BadRequest
+from shared.listing import CAPABILITIES, SORTS, ModelQuery
+
+#: The API's model object, built in SQL so the handler only splices JSON text.
+MODEL_JSON = """(raw || jsonb_build_object(
+    'id', provider_id || '/' || model_id, 'provider_id', provider_id, 'model_id', model_id,
+    'first_seen_at', first_seen_at, 'updated_at', updated_at, 'removed_at', removed_at))::text"""
+
+
+def _tsquery(text: str) -> str | None:
+    words = re.findall(r"[\w.]+", text.lower())
+    return " & ".join(f"{w.replace(chr(39), '')}:*" for w in words) or None
+
+
+class _Where:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.args: list[Any] = []
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def add(self, sql: str) -> None:
+        self.parts.append(sql)
+
+    def sql(self) -> str:
+        return " AND ".join(self.parts) if self.parts else "true"
+
+
+def _filters(q: ModelQuery) -> _Where:
+    w = _Where()
+    if not q.include_removed:
+        w.add("removed_at IS NULL")
+    if q.providers:
+        w.add(f"provider_id = ANY({w.arg(q.providers)}::text[])")
+    for cap in q.capabilities:
+        w.add(CAPABILITIES[cap])
+    if q.input_modalities:
+        w.add(f"input_modalities @> {w.arg(q.input_modalities)}::text[]")
+    if q.output_modalities:
+        w.add(f"output_modalities @> {w.arg(q.output_modalities)}::text[]")
+    if q.families:
+        w.add(f"family = ANY({w.arg(q.families)}::text[])")
+    if q.statuses:
+        named = [s for s in q.statuses if s != "active"]
+        cond = [f"status = ANY({w.arg(named)}::text[])"] if named else []
+        if "active" in q.statuses:
+            cond.append("status IS NULL")
+        w.add("(" + " OR ".join(cond) + ")")
+    if q.min_context is not None:
+        w.add(f"context_limit >= {w.arg(q.min_context)}")
+    if q.min_output is not None:
+        w.add(f"output_limit >= {w.arg(q.min_output)}")
+    if q.max_input_cost is not None:
+        w.add(f"input_cost <= {w.arg(q.max_input_cost)}")
+    if q.max_output_cost is not None:
+        w.add(f"output_cost <= {w.arg(q.max_output_cost)}")
+    if q.released_after is not None:
+        w.add(f"release_date >= {w.arg(q.released_after)}")
+    if q.released_before is not None:
+        w.add(f"release_date <= {w.arg(q.released_before)}")
+    return w
+
+
+async def list_models(conn: Queryable, q: ModelQuery) -> tuple[list[str], int, list[Any] | None]:
+    """(model JSON texts, total matching, position after the last row or None at the end)."""
+    w = _filters(q)
+    rank_sql = None
+    if q.q:
+        text = w.arg(q.q.lower())
+        tsq = _tsquery(q.q)
+        ts = f"to_tsquery('simple', {w.arg(tsq)})" if tsq else None
+        match = f"search_text ILIKE '%' || {text} || '%'"
+        w.add(f"({match} OR search @@ {ts})" if ts else match)
+        rank_sql = (
+            f"(({f'ts_rank(search, {ts})' if ts else '0'}) + similarity(search_text, {text})"
+            f" + CASE WHEN lower(name) = {text} OR lower(model_id) = {text} THEN 1 ELSE 0 END)::float8"
+        )
+    where = w.sql()
+    total = await conn.fetchval(f"SELECT count(*) FROM models WHERE {where}", *w.args)
+
+    if q.sort:
+        key, typ = SORTS[q.sort]
+        direction = "DESC" if q.descending else "ASC"
+    elif rank_sql:
+        key, typ, direction = rank_sql, "float8", "DESC"
+    else:
+        key, typ, direction = "provider_id", "text", "ASC"
+    page = _Where()
+    page.parts, page.args = list(w.parts), list(w.args)
+    if q.cursor is not None:
+        value, pid, mid = q.cursor
+        try:
+            typed = {"float8": float, "bigint": int, "text": str}[typ](value)
+        except (TypeError, ValueError):
+            raise BadRequest("invalid cursor", [("cursor", "not a cursor of this list")]) from None
+        v, p, m = page.arg(typed), page.arg(pid), page.arg(mid)
+        op = "<" if direction == "DESC" else ">"
+        page.add(f"({key} {op} {v}::{typ} OR ({key} = {v}::{typ} AND (provider_id, model_id) > ({p}, {m})))")
+    limit = page.arg(q.limit + 1)
+    rows = await conn.fetch(
+        f"SELECT {MODEL_JSON} AS doc, {key} AS k, provider_id, model_id FROM models WHERE {page.sql()} "
+        f"ORDER BY {key} {direction}, provider_id, model_id LIMIT {limit}",
+        *page.args,
+    )
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    # The sort value travels as text: JSON has no Infinity, and repr() of a float round-trips exactly.
+    position = [str(rows[-1]["k"]), rows[-1]["provider_id"], rows[-1]["model_id"]] if more and rows else None
+    return [r["doc"] for r in rows], int(total), position
+
+
+async def get_model(conn: Queryable, provider_id: str, model_id: str) -> str | None:
+    """One model (listed or removed) as API JSON text."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        f"SELECT {MODEL_JSON} FROM models WHERE provider_id = $1 AND model_id = $2", provider_id, model_id
+    )
+
+
+async def get_models_for_compare(conn: Queryable, keys: list[tuple[str, str]]) -> list[Any]:
+    """Rows (provider_id, model_id, raw, doc) for the given ids, in no particular order."""
+    return list(
+        await conn.fetch(
+            f"SELECT provider_id, model_id, raw, {MODEL_JSON} AS doc FROM models "
+            "WHERE (provider_id, model_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+    )
+
+
+async def model_history(conn: Queryable, provider_id: str, model_id: str) -> list[Any]:
+    """A model's changes, newest first."""
+    return list(
+        await conn.fetch(
+            "SELECT seq, at, run_id, provider_id, model_id, kind, fields FROM model_changes "
+            "WHERE provider_id = $1 AND model_id = $2 ORDER BY seq DESC LIMIT 1000",
+            provider_id,
+            model_id,
+        )
+    )
+
+
+async def changes_since(
+    conn: Queryable, *, after_seq: int, since_time: Any, providers: list[str], kinds: list[str], limit: int
+) -> list[Any]:
+    """The change feed in seq order."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT seq, at, run_id, provider_id, model_id, kind, fields FROM model_changes
+            WHERE seq > $1 AND ($2::timestamptz IS NULL OR at >= $2)
+              AND (cardinality($3::text[]) = 0 OR provider_id = ANY($3))
+              AND (cardinality($4::text[]) = 0 OR kind = ANY($4))
+            ORDER BY seq LIMIT $5
+            """,
+            after_seq,
+            since_time,
+            providers,
+            kinds,
+            limit,
+        )
+    )
+
+
+PROVIDER_COLUMNS = """p.id, p.name, p.env, p.npm, p.api, p.doc, p.first_seen_at, p.updated_at, p.removed_at,
+    (SELECT count(*) FROM models m WHERE m.provider_id = p.id AND m.removed_at IS NULL) AS model_count"""
+
+
+async def list_providers(conn: Queryable, include_removed: bool = False) -> list[Any]:
+    return list(
+        await conn.fetch(
+            f"SELECT {PROVIDER_COLUMNS} FROM providers p WHERE $1 OR p.removed_at IS NULL ORDER BY p.id",
+            include_removed,
+        )
+    )
+
+
+async def get_provider(conn: Queryable, provider_id: str) -> Any:
+    return await conn.fetchrow(f"SELECT {PROVIDER_COLUMNS} FROM providers p WHERE p.id = $1", provider_id)
+
+
+async def capability_counts(conn: Queryable) -> dict[str, int]:
+    cols = ", ".join(f"count(*) FILTER (WHERE {cond}) AS {name}" for name, cond in CAPABILITIES.items())
+    row = await conn.fetchrow(f"SELECT {cols} FROM models WHERE removed_at IS NULL")
+    assert row is not None
+    return {name: int(row[name]) for name in CAPABILITIES}
+
+
+async def catalog_document(conn: Queryable) -> str:
+    """The listed catalog in models.dev's own shape, as JSON text, built by PostgreSQL."""
+    text = await conn.fetchval(
+        """
+        SELECT coalesce(
+            jsonb_object_agg(p.id, p.raw || jsonb_build_object('models', coalesce(m.models, '{}'))), '{}'
+        )::text
+        FROM providers p
+        LEFT JOIN LATERAL (
+            SELECT jsonb_object_agg(model_id, raw) AS models FROM models
+            WHERE provider_id = p.id AND removed_at IS NULL
+        ) m ON true
+        WHERE p.removed_at IS NULL
+        """
+    )
+    return str(text)
+
+
+async def benchmarks_for(conn: Queryable, keys: list[tuple[str, str]]) -> list[Any]:
+    return list(
+        await conn.fetch(
+            "SELECT provider_id, model_id, benchmark, score, metric, source, measured_at FROM model_benchmarks "
+            "WHERE (provider_id, model_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) "
+            "ORDER BY benchmark, metric, source",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+    )
+
+
+async def upsert_benchmarks(conn: Queryable, rows: list[tuple[Any, ...]]) -> int:
+    """Rows of (provider_id, model_id, benchmark, metric, source, score, measured_at)."""
+    await conn.executemany(
+        """
+        INSERT INTO model_benchmarks (provider_id, model_id, benchmark, metric, source, score, measured_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (provider_id, model_id, benchmark, metric, source)
+        DO UPDATE SET score = EXCLUDED.score, measured_at = EXCLUDED.measured_at, imported_at = now()
+        """,
+        rows,
+    )
+    return len(rows)
+
+
+async def existing_models(conn: Queryable, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    rows = await conn.fetch(
+        "SELECT provider_id, model_id FROM models "
+        "WHERE (provider_id, model_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r[0], r[1]) for r in rows}
