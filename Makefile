@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PORT ?= 8080
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install services run test lint format mypy bench clean
@@ -22,7 +23,7 @@ services:
 # The Procfile's release step first, then the long-running processes (honcho stops all when one exits).
 run: install services
 	$(BIN)/modelmeta migrate
-	$(BIN)/honcho start -f Procfile web worker scheduler
+	$(BIN)/honcho start -f Procfile -p $(PORT) web worker scheduler
 
 test: install services
 	$(BIN)/ruff check .

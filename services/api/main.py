@@ -109,4 +109,5 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def run_web(settings: Settings) -> None:
+    log.info("web_listening", port=settings.port)
     web.run_app(create_app(settings), port=settings.port, access_log=None, shutdown_timeout=20, print=None)

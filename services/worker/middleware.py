@@ -58,7 +58,9 @@ class WorkerResources(Middleware):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        # Runs after AsyncIO's before_worker_boot (it comes later in the list), so the event loop
+        # exists, and before the worker consumes anything, so no message finds the pool missing.
         global _context
         loop_thread = get_event_loop_thread()
         assert loop_thread is not None, "AsyncIO must come before WorkerResources"

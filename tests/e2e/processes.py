@@ -13,6 +13,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELMETA = [sys.executable, "-m", "services.cli"]
+BIN = Path(sys.executable).parent
+
+
+def procfile() -> dict[str, str]:
+    """process name -> command, from the Procfile."""
+    out = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, sep, command = line.partition(":")
+        if sep and name.strip() and not name.startswith("#"):
+            out[name.strip()] = command.strip()
+    return out
+
+
+def procfile_argv(name: str) -> list[str]:
+    """A Procfile command as argv, with `modelmeta` resolved in this environment."""
+    argv = procfile()[name].split()
+    assert argv[0] == "modelmeta", argv
+    return [str(BIN / "modelmeta"), *argv[1:]]
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -18,10 +18,21 @@ from tests.support import fake_upstream, flat_models
 pytestmark = pytest.mark.slow
 
 
-def test_release_then_worker_completes_a_refresh(settings: Settings, tmp_path: Path) -> None:
+def test_release_then_worker_from_the_procfile_complete_a_refresh(settings: Settings, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.e2e.processes import ROOT, procfile_argv, start
+
     env = env_for(settings)
-    assert cli(["migrate"], env).returncode == 0  # already migrated: a no-op that must succeed
-    with worker(env, tmp_path / "worker.log"):
+    # A fresh database: the release step creates it and applies every migration.
+    env["DATABASE_URL"] = settings.database_url + "_fresh"
+    release = subprocess.run(procfile_argv("release"), env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert release.returncode == 0, release.stderr
+    assert "applied 1 migration(s)" in release.stdout
+    again = subprocess.run(procfile_argv("release"), env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert "applied 0 migration(s)" in again.stdout
+    proc = start(procfile_argv("worker"), env, tmp_path / "worker.log")
+    try:
         done = cli(["refresh", "--wait", "--json"], env)
         assert done.returncode == 0, done.stdout + done.stderr + (tmp_path / "worker.log").read_text()
         run = json.loads(done.stdout.strip().splitlines()[-1])
@@ -29,6 +40,17 @@ def test_release_then_worker_completes_a_refresh(settings: Settings, tmp_path: P
         assert run["counts"]["added"] == 28
         runs = cli(["runs", "--json"], env)
         assert json.loads(runs.stdout)[0]["id"] == run["id"]
+    finally:
+        stop(proc)
+        asyncio.run(_drop_database(env["DATABASE_URL"]))
+
+
+async def _drop_database(dsn: str) -> None:
+    from tests.conftest import ADMIN_DSN
+
+    conn = await asyncpg.connect(ADMIN_DSN)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+    await conn.close()
 
 
 async def _listed(dsn: str) -> dict[tuple[str, str], object]:
