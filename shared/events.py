@@ -7,6 +7,9 @@ drops its whole cache, and a periodic check of the generation key catches anythi
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import msgspec
 from redis.asyncio import Redis
 
@@ -49,3 +52,38 @@ async def publish(redis: Redis, prefix: str, event: Invalidation) -> int:
     """Raise the generation and publish the event; return how many listeners got it."""
     script = redis.register_script(_PUBLISH)
     return int(await script(keys=[generation_key(prefix), channel(prefix)], args=[event.version, _encode(event)]))
+
+
+# -- read-your-refresh: web processes acknowledge the catalog version their cache reflects ----
+
+#: A web process that has not acknowledged for this long is taken as gone.
+ACK_STALE_AFTER = 10.0
+
+
+def acks_key(prefix: str) -> str:
+    return f"{prefix}:web:acks"
+
+
+async def acknowledge(redis: Redis, prefix: str, instance: str, version: int) -> None:
+    """Record that this web process's cache reflects `version` (also its heartbeat)."""
+    await redis.hset(acks_key(prefix), instance, _encode([version, time.time()]))
+
+
+async def forget(redis: Redis, prefix: str, instance: str) -> None:
+    """A web process shutting down stops being waited for."""
+    await redis.hdel(acks_key(prefix), instance)
+
+
+async def wait_for_acks(redis: Redis, prefix: str, version: int, within: float) -> list[str]:
+    """Wait until every live web process reflects `version`; return the ones still behind."""
+    deadline = time.monotonic() + within
+    while True:
+        behind = []
+        now = time.time()
+        for instance, raw in (await redis.hgetall(acks_key(prefix))).items():
+            acked, at = msgspec.json.decode(raw)
+            if now - at <= ACK_STALE_AFTER and acked < version:
+                behind.append(instance.decode() if isinstance(instance, bytes) else str(instance))
+        if not behind or time.monotonic() >= deadline:
+            return behind
+        await asyncio.sleep(0.01)

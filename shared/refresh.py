@@ -306,8 +306,26 @@ async def publish_invalidation(ctx: RefreshContext, version: int, providers: lis
         log.warning("invalidation_publish_failed", error=str(e), catalog_version=version)
 
 
+#: How long closing a run waits for the web processes to reflect its data.
+ACK_TIMEOUT = 3.0
+
+
 async def close_run(ctx: RefreshContext, run_id: int) -> str | None:
-    """Close the run if all its providers are finished; return its final status."""
+    """Close the run if all its providers are finished; return its final status.
+
+    Read-your-refresh: before the run can report success, every live web process must have
+    dropped the cache entries this run made stale (they acknowledge catalog versions in Redis).
+    A process that does not answer within ACK_TIMEOUT is caught by its own version poll instead.
+    """
+    if not await runs_db.awaits_close(ctx.pool, run_id):
+        return None
+    version = await db.catalog_version(ctx.pool)
+    try:
+        behind = await events.wait_for_acks(ctx.redis, ctx.settings.redis_prefix, version, ACK_TIMEOUT)
+        if behind:
+            log.warning("web_processes_behind", run_id=run_id, catalog_version=version, instances=behind)
+    except Exception as e:  # Redis down: nothing to wait for; the web processes poll PostgreSQL.
+        log.warning("ack_wait_failed", run_id=run_id, error=str(e))
     async with ctx.pool.acquire() as conn:
         status = await runs_db.close_run_if_complete(conn, run_id)
     if status is not None:

@@ -98,8 +98,8 @@ class ResponseCache:
             self.version = version
 
 
-async def listen(cache: ResponseCache, redis: Redis, prefix: str, stop: asyncio.Event) -> None:
-    """Follow the invalidation channel; after every (re)connect, drop everything."""
+async def listen(cache: ResponseCache, redis: Redis, prefix: str, instance: str, stop: asyncio.Event) -> None:
+    """Follow the invalidation channel, acknowledging each version; after a (re)connect, drop everything."""
     backoff = 0.2
     while not stop.is_set():
         try:
@@ -114,6 +114,7 @@ async def listen(cache: ResponseCache, redis: Redis, prefix: str, stop: asyncio.
                             cache.apply(events.decode(msg["data"]))
                         except ValueError:
                             cache.clear("undecodable invalidation event")
+                        await events.acknowledge(redis, prefix, instance, cache.version)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -124,12 +125,24 @@ async def listen(cache: ResponseCache, redis: Redis, prefix: str, stop: asyncio.
             backoff = min(backoff * 2, 5.0)
 
 
-async def poll_version(cache: ResponseCache, pool: asyncpg.Pool, stop: asyncio.Event, every: float = 2.0) -> None:
-    """The safety net: compare with PostgreSQL's catalog version every few seconds."""
+async def poll_version(
+    cache: ResponseCache,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    prefix: str,
+    instance: str,
+    stop: asyncio.Event,
+    every: float = 2.0,
+) -> None:
+    """The safety net: compare with PostgreSQL's catalog version every few seconds, and heartbeat."""
     while not stop.is_set():
         try:
             cache.saw_version(await catalog_version(pool))
         except (OSError, asyncpg.PostgresError) as e:
             log.warning("catalog_version_check_failed", error=str(e))
+        try:
+            await events.acknowledge(redis, prefix, instance, cache.version)
+        except Exception as e:
+            log.warning("ack_failed", error=str(e))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 import structlog
@@ -17,6 +21,7 @@ from services.api.openapi import docs_page, openapi_document
 from shared.config import Settings
 from shared.db.catalog import catalog_version
 from shared.db.pool import create_pool
+from shared.events import forget
 
 log = structlog.get_logger(__name__)
 
@@ -62,19 +67,22 @@ def create_app(
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     pool = await create_pool(settings.database_url, min_size=2, max_size=10)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=5)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5, client_name=f"{settings.redis_prefix}:web")
     app[keys.POOL], app[keys.REDIS] = pool, redis
     cache = app[keys.CACHE]
     cache.version = await catalog_version(pool)
     stop = asyncio.Event()
+    instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     tasks = [
-        asyncio.create_task(listen(cache, redis, settings.redis_prefix, stop)),
-        asyncio.create_task(poll_version(cache, pool, stop)),
+        asyncio.create_task(listen(cache, redis, settings.redis_prefix, instance, stop)),
+        asyncio.create_task(poll_version(cache, pool, redis, settings.redis_prefix, instance, stop)),
     ]
     log.info("web_resources_open", catalog_version=cache.version)
     yield
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
+    with contextlib.suppress(Exception):
+        await forget(redis, settings.redis_prefix, instance)
     await redis.aclose()
     await pool.close()
     log.info("web_resources_closed")

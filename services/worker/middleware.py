@@ -31,7 +31,7 @@ def current_context() -> RefreshContext:
 async def open_context(settings: Settings) -> RefreshContext:
     """Open the pool, Redis client and HTTP session that the pipeline uses."""
     pool = await create_pool(settings.database_url, min_size=1, max_size=8)
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url, client_name=f"{settings.redis_prefix}:worker")
     session = aiohttp.ClientSession(headers={"User-Agent": "modelmeta/0.1"})
     limiter = RateLimiter(redis, settings.redis_prefix, settings.upstream_rate_limit)
     fetcher = HttpFetcher(

@@ -273,6 +273,15 @@ async def record_attempt_failure(conn: Conn, run_id: int, provider_id: str, erro
     )
 
 
+async def awaits_close(conn: Queryable, run_id: int) -> bool:
+    """Whether a run is still open with every provider finished."""
+    return bool(
+        await conn.fetchval(
+            "SELECT status = 'running' AND providers_pending = 0 FROM refresh_runs WHERE id = $1", run_id
+        )
+    )
+
+
 async def close_run_if_complete(conn: Conn, run_id: int) -> str | None:
     """Close a run whose providers are all finished; return its final status (None if not closed).
 
