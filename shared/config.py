@@ -50,6 +50,14 @@ def _check_url(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def _boolean(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
 def _key_prefix(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
         raise ValueError(f"expected 1-64 characters of A-Z a-z 0-9 _ . : -, got {value!r}")
@@ -73,6 +81,7 @@ class Settings:
     port: int = 8080
     refresh_interval: float = 3600.0
     cache_ttl: float = 300.0
+    cache_enabled: bool = True
     log_format: str = "auto"
     log_level: str = "info"
     worker_heartbeat_timeout_ms: int = 60_000
@@ -128,6 +137,7 @@ class Settings:
         get("PORT", port, "port")
         get("REFRESH_INTERVAL", parse_duration, "refresh_interval")
         get("CACHE_TTL", parse_duration, "cache_ttl")
+        get("CACHE_ENABLED", _boolean, "cache_enabled")
         get("LOG_FORMAT", choice("auto", "json", "console"), "log_format")
         get("LOG_LEVEL", choice("debug", "info", "warning", "error"), "log_level")
         get("WORKER_HEARTBEAT_TIMEOUT_MS", positive_int, "worker_heartbeat_timeout_ms")

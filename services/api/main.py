@@ -32,12 +32,10 @@ def _default_enqueue(run_id: int) -> None:
     plan_refresh.send(run_id)
 
 
-def create_app(
-    settings: Settings, *, enqueue: Callable[[int], None] | None = None, cache_enabled: bool = True
-) -> web.Application:
+def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = None) -> web.Application:
     app = web.Application(middlewares=[request_context], client_max_size=views.MAX_BODY)
     app[keys.SETTINGS] = settings
-    app[keys.CACHE] = ResponseCache(settings.cache_ttl, enabled=cache_enabled)
+    app[keys.CACHE] = ResponseCache(settings.cache_ttl, enabled=settings.cache_enabled)
     app[keys.ENQUEUE] = enqueue or _default_enqueue
     app.cleanup_ctx.append(_resources)
     r = app.router
@@ -66,7 +64,7 @@ def create_app(
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    pool = await create_pool(settings.database_url, min_size=2, max_size=10)
+    pool = await create_pool(settings.database_url, min_size=2, max_size=20)
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, client_name=f"{settings.redis_prefix}:web")
     app[keys.POOL], app[keys.REDIS] = pool, redis
     cache = app[keys.CACHE]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
+
+import asyncpg
 
 from shared.db import Queryable
 from shared.errors import BadRequest
@@ -71,7 +74,7 @@ def _filters(q: ModelQuery) -> _Where:
     return w
 
 
-async def list_models(conn: Queryable, q: ModelQuery) -> tuple[list[str], int, list[Any] | None]:
+async def list_models(conn: asyncpg.Pool, q: ModelQuery) -> tuple[list[str], int, list[Any] | None]:
     """(model JSON texts, total matching, position after the last row or None at the end)."""
     w = _filters(q)
     rank_sql = None
@@ -86,7 +89,6 @@ async def list_models(conn: Queryable, q: ModelQuery) -> tuple[list[str], int, l
             f" + CASE WHEN lower(name) = {text} OR lower(model_id) = {text} THEN 1 ELSE 0 END)::float8"
         )
     where = w.sql()
-    total = await conn.fetchval(f"SELECT count(*) FROM models WHERE {where}", *w.args)
 
     if q.sort:
         key, typ = SORTS[q.sort]
@@ -107,10 +109,14 @@ async def list_models(conn: Queryable, q: ModelQuery) -> tuple[list[str], int, l
         op = "<" if direction == "DESC" else ">"
         page.add(f"({key} {op} {v}::{typ} OR ({key} = {v}::{typ} AND (provider_id, model_id) > ({p}, {m})))")
     limit = page.arg(q.limit + 1)
-    rows = await conn.fetch(
-        f"SELECT {MODEL_JSON} AS doc, {key} AS k, provider_id, model_id FROM models WHERE {page.sql()} "
-        f"ORDER BY {key} {direction}, provider_id, model_id LIMIT {limit}",
-        *page.args,
+    # The page and the count run side by side on two connections of the pool.
+    rows, total = await asyncio.gather(
+        conn.fetch(
+            f"SELECT {MODEL_JSON} AS doc, {key} AS k, provider_id, model_id FROM models WHERE {page.sql()} "
+            f"ORDER BY {key} {direction}, provider_id, model_id LIMIT {limit}",
+            *page.args,
+        ),
+        conn.fetchval(f"SELECT count(*) FROM models WHERE {where}", *w.args),
     )
     more = len(rows) > q.limit
     rows = rows[: q.limit]
