@@ -42,6 +42,7 @@ mypy: install
 
 bench: install services
 	$(BIN)/python benchmarks/refresh_bench.py
+	$(BIN)/python benchmarks/api_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -89,17 +89,20 @@ async def upsert_models(conn: Conn, rows: Iterable[tuple[Any, ...]]) -> int:
 
     New models get first_seen_at now; existing ones keep it and are listed again if removed.
     """
+    cols = ", ".join(MODEL_COLUMNS)
     await conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS models_staging "
-        "(LIKE models INCLUDING DEFAULTS EXCLUDING GENERATED) ON COMMIT DELETE ROWS"
+        "CREATE TEMP TABLE IF NOT EXISTS models_staging ON COMMIT DELETE ROWS "
+        f"AS SELECT {cols} FROM models WITH NO DATA"
     )
     await conn.copy_records_to_table("models_staging", records=rows, columns=MODEL_COLUMNS)
-    cols = ", ".join(MODEL_COLUMNS)
     status = await conn.execute(
         f"""
-        INSERT INTO models ({cols}) SELECT {cols} FROM models_staging
+        INSERT INTO models ({cols}, api_doc)
+        SELECT {cols}, model_api_doc(provider_id, model_id, raw, now(), now(), NULL) FROM models_staging
         ON CONFLICT (provider_id, model_id) DO UPDATE SET {_UPDATE_SET},
-            updated_at = now(), removed_at = NULL
+            updated_at = now(), removed_at = NULL,
+            api_doc = model_api_doc(
+                models.provider_id, models.model_id, EXCLUDED.raw, models.first_seen_at, now(), NULL)
         """
     )
     return int(status.rsplit(" ", 1)[1])
@@ -108,7 +111,8 @@ async def upsert_models(conn: Conn, rows: Iterable[tuple[Any, ...]]) -> int:
 async def remove_models(conn: Conn, provider_id: str, model_ids: Sequence[str]) -> None:
     """Soft-remove models that left the source: they stay, with removed_at set."""
     await conn.execute(
-        "UPDATE models SET removed_at = now(), updated_at = now() "
+        "UPDATE models SET removed_at = now(), updated_at = now(), "
+        "    api_doc = model_api_doc(provider_id, model_id, raw, first_seen_at, now(), now()) "
         "WHERE provider_id = $1 AND model_id = ANY($2::text[]) AND removed_at IS NULL",
         provider_id,
         list(model_ids),

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
-
-import asyncpg
 
 from shared.db import Queryable
 from shared.errors import BadRequest
 from shared.listing import CAPABILITIES, SORTS, ModelQuery
 
-#: The API's model object, built in SQL so the handler only splices JSON text.
-MODEL_JSON = """(raw || jsonb_build_object(
-    'id', provider_id || '/' || model_id, 'provider_id', provider_id, 'model_id', model_id,
-    'first_seen_at', first_seen_at, 'updated_at', updated_at, 'removed_at', removed_at))::text"""
+#: The API's model object as JSON text, kept up to date by the writers (migration 0002).
+MODEL_JSON = "api_doc"
 
 
 def _tsquery(text: str) -> str | None:
@@ -74,7 +69,7 @@ def _filters(q: ModelQuery) -> _Where:
     return w
 
 
-async def list_models(conn: asyncpg.Pool, q: ModelQuery) -> tuple[list[str], int, list[Any] | None]:
+async def list_models(conn: Queryable, q: ModelQuery) -> tuple[list[str], int, list[Any] | None]:
     """(model JSON texts, total matching, position after the last row or None at the end)."""
     w = _filters(q)
     rank_sql = None
@@ -109,15 +104,17 @@ async def list_models(conn: asyncpg.Pool, q: ModelQuery) -> tuple[list[str], int
         op = "<" if direction == "DESC" else ">"
         page.add(f"({key} {op} {v}::{typ} OR ({key} = {v}::{typ} AND (provider_id, model_id) > ({p}, {m})))")
     limit = page.arg(q.limit + 1)
-    # The page and the count run side by side on two connections of the pool.
-    rows, total = await asyncio.gather(
-        conn.fetch(
-            f"SELECT {MODEL_JSON} AS doc, {key} AS k, provider_id, model_id FROM models WHERE {page.sql()} "
-            f"ORDER BY {key} {direction}, provider_id, model_id LIMIT {limit}",
-            *page.args,
-        ),
-        conn.fetchval(f"SELECT count(*) FROM models WHERE {where}", *w.args),
+    # One round trip: the count is an uncorrelated subquery, evaluated once.
+    rows = await conn.fetch(
+        f"SELECT {MODEL_JSON} AS doc, {key} AS k, provider_id, model_id, "
+        f"(SELECT count(*) FROM models WHERE {where}) AS total "
+        f"FROM models WHERE {page.sql()} ORDER BY {key} {direction}, provider_id, model_id LIMIT {limit}",
+        *page.args,
     )
+    if rows:
+        total = rows[0]["total"]
+    else:  # past the last page, or nothing matches: the count still has to be told
+        total = await conn.fetchval(f"SELECT count(*) FROM models WHERE {where}", *w.args)
     more = len(rows) > q.limit
     rows = rows[: q.limit]
     # The sort value travels as text: JSON has no Infinity, and repr() of a float round-trips exactly.
