@@ -140,3 +140,36 @@ class Benchmark(msgspec.Struct, kw_only=True):
     metric: str | None
     source: str | None
     date: date | None
+
+
+class Comparison(msgspec.Struct, kw_only=True):
+    """2 to 10 models side by side (`data` holds model objects, in the order asked)."""
+
+    data: list[msgspec.Raw]
+    differences: dict[str, list[Any]]
+    cheapest: str | None
+    largest_context: str | None
+    cost_estimates: dict[str, float | None] | None
+    benchmarks: dict[str, dict[str, float]]
+
+
+class Schedule(msgspec.Struct, kw_only=True):
+    """The scheduler's plan, as the leading scheduler last published it."""
+
+    interval: float
+    next_run_at: datetime | None
+    leader: str | None
+
+
+class Source(msgspec.Struct, kw_only=True):
+    """The upstream in use."""
+
+    url: str
+
+
+class RefreshStatus(msgspec.Struct, kw_only=True):
+    """Recent runs, newest first, with the schedule and the source."""
+
+    data: list[Run]
+    schedule: Schedule
+    source: Source

@@ -60,6 +60,16 @@ LIST_PARAMS = frozenset(
     }
 )
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: The largest number a numeric filter accepts (it has to fit a PostgreSQL bigint or float8).
+MAX_NUMBER = 10**12
+#: A canonical model id (provider_id/model_id); the pattern the OpenAPI document states for ids.
+MODEL_ID_PATTERN = r"[^/,\x00]+/[^,\x00]+"
+
+
+def csv_pattern(values: tuple[str, ...] | list[str]) -> str:
+    """A regular expression for a comma-separated list of these values (or nothing)."""
+    one = "(" + "|".join(re.escape(v) for v in values) + ")"
+    return f"^({one}(,{one})*)?$"
 
 
 @dataclass
@@ -112,10 +122,12 @@ def parse_model_query(params: Mapping[str, str], *, fixed: Mapping[str, str] | N
             return None
         try:
             value = kind(raw)
-            if value != value or value in (float("inf"), float("-inf")) or value < minimum:
+            if value != value or not minimum <= value <= MAX_NUMBER:
                 raise ValueError
         except ValueError:
-            errors.append((name, f"expected a {'whole ' if kind is int else ''}number >= {minimum:g}, got {raw!r}"))
+            errors.append(
+                (name, f"expected a {'whole ' if kind is int else ''}number {minimum:g}..{MAX_NUMBER}, got {raw!r}")
+            )
             return None
         return value
 
@@ -164,7 +176,7 @@ def parse_model_query(params: Mapping[str, str], *, fixed: Mapping[str, str] | N
             errors.append(("limit", f"expected 1 to 500, got {limit}"))
         else:
             q.limit = limit
-    cursor = merged.get("cursor")
+    cursor = merged.get("cursor") or None
     if cursor is not None:
         q.cursor = decode_cursor(cursor, cursor_kind(q), errors)
     if errors:

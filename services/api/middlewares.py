@@ -82,6 +82,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 
 async def _errors(request: web.Request, handler: Handler, rid: str) -> web.StreamResponse:
     try:
+        # PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in a query.
+        bad = [(k, "contains a NUL character") for k, v in request.query.items() if "\x00" in v or "\x00" in k]
+        bad += [(k, "contains a NUL character") for k, v in request.match_info.items() if "\x00" in v]
+        if bad:
+            raise BadRequest("invalid parameters", bad)
         return await handler(request)
     except BadRequest as e:
         return problem(400, "Bad Request", e.detail, e.invalid_params, rid)

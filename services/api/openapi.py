@@ -9,11 +9,11 @@ from aiohttp import web
 
 from services.api.middlewares import Problem
 from services.api.views import BenchmarkIn, RefreshRequest
-from shared.api_models import Benchmark, Change, Provider, Run
-from shared.listing import CAPABILITIES, MODALITIES, SORTS, STATUSES
+from shared.api_models import Benchmark, Change, Comparison, Provider, RefreshStatus, Run
+from shared.listing import CAPABILITIES, MAX_NUMBER, MODALITIES, MODEL_ID_PATTERN, SORTS, STATUSES, csv_pattern
 from shared.schemas.catalog import Model
 
-_STRUCTS = (Run, Provider, Change, Benchmark, Problem, Model, RefreshRequest, BenchmarkIn)
+_STRUCTS = (Run, Provider, Change, Benchmark, Problem, Model, RefreshRequest, BenchmarkIn, Comparison, RefreshStatus)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -36,22 +36,39 @@ def _q(name: str, schema: dict[str, Any], desc: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": desc}
 
 
-def _p(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+TEXT = {"type": "string", "pattern": "^[^\x00]*$"}
+NAME = {"type": "string", "minLength": 1, "pattern": "^[^\x00]+$"}
+
+
+def _p(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or NAME}
+
+
+PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
 def _ok(schema: dict[str, Any], status: str = "200") -> dict[str, Any]:
-    problem = {"content": {"application/problem+json": {"schema": _ref("Problem")}}}
     return {
         status: {"description": "OK", "content": {"application/json": {"schema": schema}}},
         "304": {"description": "Not Modified"},
-        "400": {"description": "Bad Request", **problem},
-        "404": {"description": "Not Found", **problem},
+        "400": {"description": "Bad Request", **PROBLEM},
+        "404": {"description": "Not Found", **PROBLEM},
+    }
+
+
+def _admin(ok: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **ok,
+        "400": {"description": "Bad Request", **PROBLEM},
+        "401": {"description": "No token", **PROBLEM},
+        "403": {"description": "Wrong token", **PROBLEM},
+        "413": {"description": "Body too large", **PROBLEM},
     }
 
 
 def build_openapi() -> dict[str, Any]:
     (_, components) = msgspec.json.schema_components(_STRUCTS, ref_template="#/components/schemas/{name}")
+    components["BenchmarkList"] = {"type": "array", "items": _ref("BenchmarkIn"), "minItems": 1, "maxItems": 10_000}
     components["ModelObject"] = {
         "allOf": [
             _ref("Model"),
@@ -67,25 +84,40 @@ def build_openapi() -> dict[str, Any]:
             },
         ]
     }
-    csv_list = {"type": "string"}
+    csv_list = TEXT
+
+    def one_of(values: Any) -> dict[str, Any]:
+        return {"type": "string", "pattern": csv_pattern(tuple(values))}
+
+    count = {"type": "integer", "minimum": 0, "maximum": MAX_NUMBER}
+    price = {"type": "number", "minimum": 0, "maximum": MAX_NUMBER}
+    ids = {"type": "string", "pattern": f"^{MODEL_ID_PATTERN}(,{MODEL_ID_PATTERN}){{1,9}}$"}
     filters = [
         _q("provider", csv_list, "comma-separated provider ids (any of)"),
-        _q("capability", csv_list, f"all of: {', '.join(CAPABILITIES)}"),
-        _q("input_modalities", csv_list, f"all of: {', '.join(MODALITIES)}"),
-        _q("output_modalities", csv_list, f"all of: {', '.join(MODALITIES)}"),
+        _q("capability", one_of(CAPABILITIES), f"all of: {', '.join(CAPABILITIES)}"),
+        _q("input_modalities", one_of(MODALITIES), f"all of: {', '.join(MODALITIES)}"),
+        _q("output_modalities", one_of(MODALITIES), f"all of: {', '.join(MODALITIES)}"),
         _q("family", csv_list, "exact family (any of)"),
-        _q("status", csv_list, f"any of: {', '.join(STATUSES)}"),
-        _q("min_context", {"type": "integer", "minimum": 0}, "context limit at least"),
-        _q("min_output", {"type": "integer", "minimum": 0}, "output limit at least"),
-        _q("max_input_cost", {"type": "number", "minimum": 0}, "input price at most (USD per 1M)"),
-        _q("max_output_cost", {"type": "number", "minimum": 0}, "output price at most (USD per 1M)"),
+        _q("status", one_of(STATUSES), f"any of: {', '.join(STATUSES)}"),
+        _q("min_context", count, "context limit at least"),
+        _q("min_output", count, "output limit at least"),
+        _q("max_input_cost", price, "input price at most (USD per 1M)"),
+        _q("max_output_cost", price, "output price at most (USD per 1M)"),
         _q("released_after", {"type": "string", "format": "date"}, "release date on or after"),
         _q("released_before", {"type": "string", "format": "date"}, "release date on or before"),
-        _q("q", {"type": "string", "minLength": 1, "maxLength": 200}, "text search, best match first"),
+        _q(
+            "q",
+            {"type": "string", "maxLength": 200, "pattern": "^[^\x00]*[^\\s\x00][^\x00]*$"},
+            "text search, best match first",
+        ),
         _q("include_removed", {"type": "boolean"}, "also models that left the catalog"),
         _q("sort", {"type": "string", "enum": [*SORTS, *(f"-{s}" for s in SORTS)]}, "sort order"),
         _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
-        _q("cursor", {"type": "string"}, "next_cursor of the previous page"),
+        _q(
+            "cursor",
+            {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,800}$"},
+            "next_cursor of the previous page (opaque)",
+        ),
     ]
     models = _list_of(_ref("ModelObject"))
     admin: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -116,12 +148,12 @@ def build_openapi() -> dict[str, Any]:
             "get": {
                 "summary": "Compare 2 to 10 models",
                 "parameters": [
-                    _q("ids", csv_list, "2 to 10 comma-separated canonical ids"),
-                    _q("input_tokens", {"type": "integer", "minimum": 0}, "for a cost estimate"),
-                    _q("output_tokens", {"type": "integer", "minimum": 0}, "for a cost estimate"),
-                    _q("cached_tokens", {"type": "integer", "minimum": 0}, "input tokens read from cache"),
+                    {**_q("ids", ids, "2 to 10 comma-separated canonical ids"), "required": True},
+                    _q("input_tokens", {"type": "integer", "minimum": 0, "maximum": 10**9}, "for a cost estimate"),
+                    _q("output_tokens", {"type": "integer", "minimum": 0, "maximum": 10**9}, "for a cost estimate"),
+                    _q("cached_tokens", {"type": "integer", "minimum": 0, "maximum": 10**9}, "cached input tokens"),
                 ],
-                "responses": _ok({"type": "object"}),
+                "responses": _ok(_ref("Comparison")),
             }
         },
         "/api/v1/models/capability/{capability}": {
@@ -165,32 +197,47 @@ def build_openapi() -> dict[str, Any]:
             "post": {
                 "summary": "Trigger a refresh (admin)",
                 "security": admin,
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    }
+                ],
                 "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("RefreshRequest")}}},
-                "responses": {
-                    "202": {"description": "Accepted", "content": {"application/json": {"schema": _ref("Run")}}},
-                    "401": {"description": "No token"},
-                    "403": {"description": "Wrong token"},
-                },
+                "responses": _admin(
+                    {"202": {"description": "Accepted", "content": {"application/json": {"schema": _ref("Run")}}}}
+                ),
             }
         },
         "/api/v1/refresh/status": {
-            "get": {
-                "summary": "Recent runs and the schedule",
-                "responses": {
-                    "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
-                },
-            }
+            "get": {"summary": "Recent runs and the schedule", "responses": _ok(_ref("RefreshStatus"))}
         },
         "/api/v1/refresh/{run_id}": {
-            "get": {"summary": "One run with providers", "parameters": [_p("run_id")], "responses": _ok(_ref("Run"))}
+            "get": {
+                "summary": "One run with providers",
+                "parameters": [_p("run_id", {"type": "string", "pattern": "^[0-9]{1,18}$"})],
+                "responses": _ok(_ref("Run")),
+            }
         },
         "/api/v1/changes": {
             "get": {
                 "summary": "The change feed",
                 "parameters": [
-                    _q("since", {"type": "string"}, "a cursor or an RFC 3339 time"),
+                    _q(
+                        "since",
+                        {
+                            "anyOf": [
+                                {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                                {"type": "string", "format": "date-time"},
+                            ]
+                        },
+                        "a cursor or an RFC 3339 time",
+                    ),
+                    _q("cursor", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "next_cursor of the previous page"),
                     _q("provider", csv_list, "providers"),
-                    _q("kind", csv_list, "added, updated, removed"),
+                    _q("kind", one_of(("added", "updated", "removed")), "added, updated, removed"),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
                 ],
                 "responses": _ok(_list_of(_ref("Change"))),
@@ -199,19 +246,37 @@ def build_openapi() -> dict[str, Any]:
         "/api/v1/benchmarks": {
             "get": {
                 "summary": "Benchmark results",
-                "parameters": [_q("ids", csv_list, "canonical ids")],
+                "parameters": [
+                    _q(
+                        "ids",
+                        {"type": "string", "pattern": f"^({MODEL_ID_PATTERN}(,{MODEL_ID_PATTERN})*)?$"},
+                        "canonical ids",
+                    )
+                ],
                 "responses": _ok(_list_of(_ref("Benchmark"))),
             },
             "post": {
                 "summary": "Import benchmark results (admin)",
                 "security": admin,
                 "requestBody": {
+                    "required": True,
                     "content": {
-                        "application/json": {"schema": {"type": "array", "items": _ref("BenchmarkIn")}},
+                        "application/json": {"schema": _ref("BenchmarkList")},
                         "text/csv": {"schema": {"type": "string"}},
-                    }
+                    },
                 },
-                "responses": {"201": {"description": "Imported"}, "400": {"description": "Bad Request"}},
+                "responses": _admin(
+                    {
+                        "201": {
+                            "description": "Imported",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"type": "object", "properties": {"imported": {"type": "integer"}}}
+                                }
+                            },
+                        }
+                    }
+                ),
             },
         },
         "/api.json": {"get": {"summary": "The catalog in models.dev's shape", "responses": _ok({"type": "object"})}},

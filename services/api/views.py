@@ -6,8 +6,8 @@ import asyncio
 import csv
 import hmac
 import io
-from datetime import date, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import msgspec
@@ -15,17 +15,26 @@ from aiohttp import web
 
 from services.api import keys
 from services.api.cache import ALL
-from shared.api_models import Benchmark, Change, Provider, run_object
+from shared.api_models import (
+    Benchmark,
+    Change,
+    Comparison,
+    Provider,
+    RefreshStatus,
+    Schedule,
+    Source,
+    run_object,
+)
 from shared.catalog import field_changes
 from shared.db import models as q
 from shared.db import runs as runs_db
 from shared.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
-from shared.listing import CAPABILITIES, cursor_kind, encode_cursor, parse_model_query
+from shared.listing import CAPABILITIES, MODEL_ID_PATTERN, cursor_kind, encode_cursor, parse_model_query
 from shared.refresh import fail_run, request_refresh
 from shared.schedule import read_state
 
 _enc = msgspec.json.Encoder()
-MAX_BODY = 1024 * 1024
+MAX_BODY = 8 * 1024 * 1024  # room for a 10,000-row benchmark import
 
 
 def _json(obj: Any) -> bytes:
@@ -187,11 +196,9 @@ async def compare(request: web.Request) -> web.Response:
     errors: list[tuple[str, str]] = []
     allowed = {"ids", "input_tokens", "output_tokens", "cached_tokens"}
     errors += [(k, "unknown parameter") for k in request.query if k not in allowed]
-    ids = [i.strip() for i in request.query.get("ids", "").split(",") if i.strip()]
+    ids = [i for i in request.query.get("ids", "").split(",") if i]
     if not 2 <= len(ids) <= 10:
         errors.append(("ids", f"expected 2 to 10 comma-separated model ids, got {len(ids)}"))
-    if len(set(ids)) != len(ids):
-        errors.append(("ids", "an id is repeated"))
     tokens: dict[str, int] = {}
     for name in ("input_tokens", "output_tokens", "cached_tokens"):
         raw = request.query.get(name)
@@ -252,17 +259,16 @@ async def compare(request: web.Request) -> web.Response:
         for b in bench:
             name = b["benchmark"] + (f" ({b['metric']})" if b["metric"] else "")
             benchmarks.setdefault(name, {})[f"{b['provider_id']}/{b['model_id']}"] = b["score"]
-        head = b'{"data":[' + ",".join(r["doc"] for r in ordered).encode() + b"],"
-        rest = _json(
-            {
-                "differences": differences,
-                "cheapest": cheapest,
-                "largest_context": largest,
-                "cost_estimates": estimates,
-                "benchmarks": benchmarks,
-            }
+        return _json(
+            Comparison(
+                data=[msgspec.Raw(r["doc"].encode()) for r in ordered],
+                differences=differences,
+                cheapest=cheapest,
+                largest_context=largest,
+                cost_estimates=estimates,
+                benchmarks=benchmarks,
+            )
         )
-        return head + rest[1:]
 
     tags = frozenset(p for p, _ in parsed) | frozenset({ALL})
     return await respond(request, _cache_key(request), tags, build)
@@ -362,13 +368,19 @@ async def changes(request: web.Request) -> web.Response:
         (k, "unknown parameter") for k in request.query if k not in ("since", "provider", "kind", "limit", "cursor")
     ]
     after, since_time = 0, None
-    since = request.query.get("cursor") or request.query.get("since")
-    if since:
-        if since.isdigit():
-            after = int(since)
+    cursor = request.query.get("cursor")
+    if cursor is not None:
+        if cursor.isdigit() and len(cursor) <= 18:
+            after = int(cursor)
+        else:
+            errors.append(("cursor", f"expected next_cursor of the previous page, got {cursor!r}"))
+    since = request.query.get("since")
+    if since is not None:
+        if since.isdigit() and len(since) <= 18:
+            after = max(after, int(since))
         else:
             try:
-                since_time = datetime.fromisoformat(since.replace("Z", "+00:00"))
+                since_time = datetime.fromisoformat(since.upper().replace("Z", "+00:00"))
                 if since_time.tzinfo is None:
                     raise ValueError
             except ValueError:
@@ -413,10 +425,14 @@ def require_admin(request: web.Request) -> None:
         raise Forbidden("the bearer token is not an admin token")
 
 
+#: A provider id or any other short name in a request body: no NUL, which PostgreSQL cannot store.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+
+
 class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
     """The body of POST /api/v1/refresh."""
 
-    providers: list[str] | None = None
+    providers: Annotated[list[Name], msgspec.Meta(min_length=1, max_length=1000)] | None = None
     force: bool = False
 
 
@@ -433,8 +449,6 @@ async def post_refresh(request: web.Request) -> web.Response:
         body = msgspec.json.decode(data, type=RefreshRequest) if data.strip() else RefreshRequest()
     except msgspec.DecodeError as e:
         raise BadRequest(f"invalid body: {e}", [("body", str(e))]) from None
-    if body.providers is not None and (not body.providers or any(not p or len(p) > 200 for p in body.providers)):
-        raise BadRequest("invalid providers", [("providers", "expected a non-empty list of provider ids")])
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise BadRequest("invalid Idempotency-Key", [("Idempotency-Key", "expected 1 to 200 characters")])
@@ -466,12 +480,14 @@ async def refresh_status(request: web.Request) -> web.Response:
         state = await read_state(request.app[keys.REDIS], settings.redis_prefix)
     except Exception:
         state = None
-    schedule = {
-        "interval": settings.refresh_interval,
-        "next_run_at": datetime.fromtimestamp(state.next_run_at).astimezone().isoformat() if state else None,
-        "leader": state.leader if state else None,
-    }
-    body = {"data": [run_object(r) for r in runs], "schedule": schedule, "source": {"url": settings.modelsdev_url}}
+    schedule = Schedule(
+        interval=settings.refresh_interval,
+        next_run_at=datetime.fromtimestamp(state.next_run_at, tz=UTC) if state else None,
+        leader=state.leader if state else None,
+    )
+    body = RefreshStatus(
+        data=[run_object(r) for r in runs], schedule=schedule, source=Source(url=settings.modelsdev_url)
+    )
     return web.Response(body=_json(body), content_type="application/json", headers={"Cache-Control": "no-cache"})
 
 
@@ -494,12 +510,15 @@ async def get_run(request: web.Request) -> web.Response:
 class BenchmarkIn(msgspec.Struct, forbid_unknown_fields=True):
     """One benchmark result to import."""
 
-    model: str
-    benchmark: str
+    model: Annotated[str, msgspec.Meta(pattern=f"^{MODEL_ID_PATTERN}$", max_length=400)]
+    benchmark: Name
     score: float
-    metric: str | None = None
-    source: str | None = None
+    metric: Name | None = None
+    source: Name | None = None
     date: date | None = None
+
+
+BenchmarkList = Annotated[list[BenchmarkIn], msgspec.Meta(min_length=1, max_length=10_000)]
 
 
 async def post_benchmarks(request: web.Request) -> web.Response:
@@ -513,11 +532,13 @@ async def post_benchmarks(request: web.Request) -> web.Response:
                 for row in reader
             ]
         else:
-            items = msgspec.json.decode(data, type=list[BenchmarkIn])
+            items = msgspec.json.decode(data, type=BenchmarkList)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, csv.Error) as e:
         raise BadRequest(f"invalid benchmark data: {e}", [("body", str(e))]) from None
     if not items:
         raise BadRequest("no benchmark results", [("body", "expected at least one result")])
+    if len(items) > 10_000:
+        raise BadRequest("too many benchmark results", [("body", "expected at most 10000 results")])
     keys_ = []
     errors = []
     for i, it in enumerate(items):

@@ -28,7 +28,9 @@ def test_release_then_worker_from_the_procfile_complete_a_refresh(settings: Sett
     env["DATABASE_URL"] = settings.database_url + "_fresh"
     release = subprocess.run(procfile_argv("release"), env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     assert release.returncode == 0, release.stderr
-    assert "applied 1 migration(s)" in release.stdout
+    from migrations import migration_files
+
+    assert f"applied {len(migration_files())} migration(s)" in release.stdout
     again = subprocess.run(procfile_argv("release"), env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     assert "applied 0 migration(s)" in again.stdout
     proc = start(procfile_argv("worker"), env, tmp_path / "worker.log")
