@@ -30,13 +30,18 @@ CAPABILITIES: dict[str, str] = {
 }
 MODALITIES = ("text", "image", "audio", "video", "pdf")
 STATUSES = ("alpha", "beta", "deprecated", "active")
-#: sort name -> (SQL expression with NULLs mapped past the end, its type)
-SORTS: dict[str, tuple[str, str]] = {
-    "name": ("lower(name)", "text"),
-    "release_date": ("coalesce(release_date, '')", "text"),
-    "input_cost": ("coalesce(input_cost, 'Infinity'::float8)", "float8"),
-    "output_cost": ("coalesce(output_cost, 'Infinity'::float8)", "float8"),
-    "context": ("coalesce(context_limit, -1)", "bigint"),
+#: sort name -> (SQL expression ascending, SQL expression descending, its type). Models without the
+#: value come last either way, so NULL is mapped past the end in the direction of the sort.
+SORTS: dict[str, tuple[str, str, str]] = {
+    "name": ("lower(name)", "lower(name)", "text"),
+    "release_date": ("coalesce(release_date, '9999-99-99')", "coalesce(release_date, '')", "text"),
+    "input_cost": ("coalesce(input_cost, 'Infinity'::float8)", "coalesce(input_cost, '-Infinity'::float8)", "float8"),
+    "output_cost": (
+        "coalesce(output_cost, 'Infinity'::float8)",
+        "coalesce(output_cost, '-Infinity'::float8)",
+        "float8",
+    ),
+    "context": ("coalesce(context_limit, 9223372036854775807)", "coalesce(context_limit, -1)", "bigint"),
 }
 LIST_PARAMS = frozenset(
     {

@@ -21,7 +21,7 @@ REQUESTS = Counter("modelmeta_http_requests_total", "HTTP requests", ["route", "
 LATENCY = Histogram(
     "modelmeta_http_request_seconds",
     "HTTP request latency",
-    ["route"],
+    ["route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
@@ -71,11 +71,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     structlog.contextvars.bind_contextvars(request_id=rid)
     started = time.perf_counter()
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
-    try:
-        response = await _errors(request, handler, rid)
-    finally:
-        LATENCY.labels(route).observe(time.perf_counter() - started)
-    REQUESTS.labels(route, request.method, str(response.status)).inc()
+    response = await _errors(request, handler, rid)
+    status = str(response.status)
+    LATENCY.labels(route, status).observe(time.perf_counter() - started)
+    REQUESTS.labels(route, request.method, status).inc()
     response.headers["X-Request-ID"] = rid
     return response
 

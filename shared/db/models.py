@@ -86,7 +86,8 @@ async def list_models(conn: Queryable, q: ModelQuery) -> tuple[list[str], int, l
     where = w.sql()
 
     if q.sort:
-        key, typ = SORTS[q.sort]
+        asc_key, desc_key, typ = SORTS[q.sort]
+        key = desc_key if q.descending else asc_key
         direction = "DESC" if q.descending else "ASC"
     elif rank_sql:
         key, typ, direction = rank_sql, "float8", "DESC"

@@ -305,6 +305,53 @@ async def test_real_catalog_paging_and_api_json(settings: Settings) -> None:
         cheapest = min(m["cost"]["input"] for m in models if "image" in m["modalities"]["input"] and "cost" in m)
         top = await get_json(client, "/api/v1/models?capability=vision&sort=input_cost&limit=1")
         assert top["data"][0]["cost"]["input"] == cheapest
+
+        def has(m: dict[str, Any], side: str, mod: str) -> bool:
+            return mod in m["modalities"][side]
+
+        def cost(m: dict[str, Any], k: str) -> float | None:
+            return m.get("cost", {}).get(k)
+
+        cases: dict[str, Any] = {
+            "capability=reasoning,structured_output": lambda m: m["reasoning"] and m.get("structured_output"),
+            "capability=open_weights": lambda m: m["open_weights"],
+            "capability=temperature": lambda m: m.get("temperature"),
+            "capability=attachment": lambda m: m["attachment"],
+            "capability=interleaved": lambda m: bool(m.get("interleaved")),
+            "capability=pdf_input,audio_output": lambda m: has(m, "input", "pdf") and has(m, "output", "audio"),
+            "capability=video_input": lambda m: has(m, "input", "video"),
+            "capability=image_output": lambda m: has(m, "output", "image"),
+            "capability=audio_input": lambda m: has(m, "input", "audio"),
+            "input_modalities=image,pdf": lambda m: has(m, "input", "image") and has(m, "input", "pdf"),
+            "output_modalities=text": lambda m: has(m, "output", "text"),
+            "status=beta,alpha": lambda m: m.get("status") in ("beta", "alpha"),
+            "status=active": lambda m: "status" not in m,
+            "status=deprecated,active": lambda m: m.get("status") in (None, "deprecated"),
+            "family=gpt": lambda m: m.get("family") == "gpt",
+            "min_context=1000000": lambda m: m["limit"]["context"] >= 1000000,
+            "min_output=100000": lambda m: m["limit"]["output"] >= 100000,
+            "max_input_cost=0.5": lambda m: cost(m, "input") is not None and cost(m, "input") <= 0.5,
+            "max_output_cost=2&capability=tool_call": lambda m: (
+                cost(m, "output") is not None and cost(m, "output") <= 2 and m["tool_call"]
+            ),
+            "released_after=2026-01-01": lambda m: m["release_date"] >= "2026-01-01",
+            "released_before=2024-01-01": lambda m: m["release_date"] <= "2024-01-01",
+            "provider=openai,anthropic": lambda m: False,
+        }
+        by_provider = flat_models(doc)
+        for query, pred in cases.items():
+            got = await get_json(client, f"/api/v1/models?{query}&limit=1")
+            if query.startswith("provider="):
+                want = len(doc["openai"]["models"]) + len(doc["anthropic"]["models"])
+            else:
+                want = sum(1 for m in by_provider.values() if pred(m))
+            assert got["total"] == want, query
+        for sort, key in (("-input_cost", "input"), ("output_cost", "output")):
+            page = await get_json(client, f"/api/v1/models?sort={sort}&limit=20&capability=tool_call")
+            prices = [m["cost"][key] for m in page["data"]]
+            assert prices == sorted(prices, reverse=sort.startswith("-"))
+            priced = [cost(m, key) for m in models if m["tool_call"] and cost(m, key) is not None]
+            assert prices[0] == (max(priced) if sort.startswith("-") else min(priced))
         claude = await get_json(client, "/api/v1/models?q=claude&limit=50")
         assert len(claude["data"]) == 50
         assert all("claude" in (m["id"] + m["name"]).lower() for m in claude["data"])
