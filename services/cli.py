@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -211,6 +214,17 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.worker_metrics_port:
+        # Before exec, so that every worker process imports prometheus_client in multiprocess mode
+        # and dramatiq's exposition server (on this port) reads what all of them record.
+        metrics_dir = Path(tempfile.gettempdir()) / f"modelmeta-prometheus-{settings.worker_metrics_port}"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ.update(
+            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+            dramatiq_prom_db=str(metrics_dir),
+            dramatiq_prom_port=str(settings.worker_metrics_port),
+        )
     argv = [
         sys.executable,
         "-m",

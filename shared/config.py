@@ -84,6 +84,7 @@ class Settings:
     cache_enabled: bool = True
     log_format: str = "auto"
     log_level: str = "info"
+    worker_metrics_port: int = 9191
     worker_heartbeat_timeout_ms: int = 60_000
     worker_maintenance_chance: int = 1000
     provider_max_attempts: int = 5
@@ -140,6 +141,10 @@ class Settings:
         get("CACHE_ENABLED", _boolean, "cache_enabled")
         get("LOG_FORMAT", choice("auto", "json", "console"), "log_format")
         get("LOG_LEVEL", choice("debug", "info", "warning", "error"), "log_level")
+        # Process managers (honcho, foreman) give every process its own PORT: a worker serves its
+        # metrics there unless WORKER_METRICS_PORT says otherwise (0 turns them off).
+        get("PORT", port, "worker_metrics_port")
+        get("WORKER_METRICS_PORT", lambda v: 0 if v == "0" else port(v), "worker_metrics_port")
         get("WORKER_HEARTBEAT_TIMEOUT_MS", positive_int, "worker_heartbeat_timeout_ms")
         get("WORKER_MAINTENANCE_CHANCE", positive_int, "worker_maintenance_chance")
         get("PROVIDER_MAX_ATTEMPTS", positive_int, "provider_max_attempts")

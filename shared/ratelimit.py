@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from shared.config import RateLimit
 from shared.errors import RateLimited
+from shared.metrics import RATELIMIT_DEFERRED, RATELIMIT_PAUSES, RATELIMIT_WAIT
 
 log = structlog.get_logger(__name__)
 
@@ -94,14 +95,17 @@ class RateLimiter:
             wait = await self.try_acquire(host)
             if wait == 0:
                 waited = time.monotonic() - started
+                RATELIMIT_WAIT.labels(host).observe(waited)
                 if waited > 0.001:
                     log.debug("ratelimit_waited", host=host, waited_s=round(waited, 3))
                 return waited
             if time.monotonic() - started + wait > self.max_wait:
+                RATELIMIT_DEFERRED.labels(host).inc()
                 raise RateLimited(host, wait)
             await asyncio.sleep(wait + random.uniform(0, 0.01))
 
     async def pause(self, host: str, seconds: float) -> None:
         """Stop every acquirer of host for `seconds` (an upstream 429 with Retry-After)."""
         await self._pause(keys=self._keys(host)[1:], args=[max(1, int(seconds * 1000))])
+        RATELIMIT_PAUSES.labels(host).inc()
         log.warning("ratelimit_paused", host=host, seconds=seconds)

@@ -31,6 +31,7 @@ from shared.db import Conn
 from shared.db import catalog as db
 from shared.db import runs as runs_db
 from shared.errors import IntegrityGuardTripped, MalformedDocument, UpstreamError, UpstreamUnavailable
+from shared.metrics import INVALIDATIONS, PROVIDER_FAILURES, PROVIDER_SYNCS, REFRESH_DURATION
 from shared.sources import Fetched, HttpFetcher
 
 log = structlog.get_logger(__name__)
@@ -275,6 +276,7 @@ async def _apply_slice(
 
 async def _after_commit(ctx: RefreshContext, run_id: int, provider_id: str, outcome: SyncOutcome) -> SyncOutcome:
     log_ = log.bind(run_id=run_id, provider_id=provider_id)
+    PROVIDER_SYNCS.labels(outcome.status).inc()
     if outcome.catalog_version is not None:
         await publish_invalidation(ctx, outcome.catalog_version, [provider_id], run_id)
     log_.info(
@@ -302,7 +304,9 @@ async def publish_invalidation(ctx: RefreshContext, version: int, providers: lis
     """Tell the web processes; a lost event is caught by their generation check."""
     try:
         await events.publish(ctx.redis, ctx.settings.redis_prefix, events.Invalidation(version, providers, run_id))
+        INVALIDATIONS.labels("published").inc()
     except Exception as e:  # Redis down: data is committed; web processes catch up by polling.
+        INVALIDATIONS.labels("publish_failed").inc()
         log.warning("invalidation_publish_failed", error=str(e), catalog_version=version)
 
 
@@ -327,9 +331,12 @@ async def close_run(ctx: RefreshContext, run_id: int) -> str | None:
     except Exception as e:  # Redis down: nothing to wait for; the web processes poll PostgreSQL.
         log.warning("ack_wait_failed", run_id=run_id, error=str(e))
     async with ctx.pool.acquire() as conn:
-        status = await runs_db.close_run_if_complete(conn, run_id)
-    if status is not None:
-        log.info("run_closed", run_id=run_id, status=status)
+        closed = await runs_db.close_run_if_complete(conn, run_id)
+    if closed is None:
+        return None
+    status, seconds = closed
+    REFRESH_DURATION.labels(status).observe(seconds)
+    log.info("run_closed", run_id=run_id, status=status, duration_s=round(seconds, 3))
     return status
 
 
@@ -344,6 +351,7 @@ async def record_failure(ctx: RefreshContext, run_id: int, provider_id: str, err
         attempts = await runs_db.record_attempt_failure(conn, run_id, provider_id, error)
         if attempts is None:
             return None
+        PROVIDER_FAILURES.labels(str(attempts >= max_attempts).lower()).inc()
         if attempts < max_attempts:
             return attempts
         pending = await runs_db.complete_provider_run(

@@ -15,6 +15,7 @@ import aiohttp
 import structlog
 
 from shared.errors import DocumentTooLarge, RateLimited, UpstreamRejected, UpstreamUnavailable
+from shared.metrics import UPSTREAM_RESPONSES
 from shared.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -85,6 +86,7 @@ class HttpFetcher:
             await self.limiter.acquire(host)
             try:
                 async with self.session.get(url, headers=headers, timeout=self.timeout) as resp:
+                    UPSTREAM_RESPONSES.labels(host, str(resp.status)).inc()
                     log.debug("upstream_response", url=url, status=resp.status, attempt=attempt)
                     if resp.status == 304:
                         return Fetched(url, None, etag)
@@ -103,6 +105,7 @@ class HttpFetcher:
                     else:
                         raise UpstreamRejected(f"{url} answered HTTP {resp.status}")
             except (aiohttp.ClientError, TimeoutError) as e:
+                UPSTREAM_RESPONSES.labels(host, type(e).__name__).inc()
                 last_error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             log.warning("upstream_retry", url=url, attempt=attempt, error=last_error)
             if attempt < self.attempts:

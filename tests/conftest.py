@@ -132,6 +132,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         LOG_FORMAT="json",
         WORKER_HEARTBEAT_TIMEOUT_MS="3000",
         WORKER_MAINTENANCE_CHANCE="1000000",
+        WORKER_METRICS_PORT="0",
     )
     env.update(extra)
     return env

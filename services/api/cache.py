@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from shared import events
 from shared.db.catalog import catalog_version
+from shared.metrics import INVALIDATIONS
 
 log = structlog.get_logger(__name__)
 
@@ -81,10 +82,12 @@ class ResponseCache:
 
     def apply(self, event: events.Invalidation) -> None:
         """Handle an invalidation event in version order; a gap drops everything."""
+        INVALIDATIONS.labels("received").inc()
         if event.version <= self.version:
             self.drop(event.providers)  # a late or repeated event: dropping again is harmless
             return
         if event.version != self.version + 1:
+            INVALIDATIONS.labels("gap").inc()
             self.clear(f"version gap {self.version} -> {event.version}")
         else:
             self.drop(event.providers)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec
 
 import dramatiq
 import structlog
+from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.middleware import CurrentMessage
 
 from services.worker.broker import broker  # noqa: F401  (sets the global broker first)
 from services.worker.middleware import current_context
@@ -15,6 +19,7 @@ from shared import refresh
 from shared.errors import RateLimited
 
 log = structlog.get_logger(__name__)
+P = ParamSpec("P")
 
 #: Give up on a message after this many unexpected failures (a Retry we raise ourselves is not one).
 MAX_UNEXPECTED_FAILURES = 10
@@ -25,14 +30,39 @@ def _retry_when(retries: int, exc: BaseException) -> bool:
     return isinstance(exc, dramatiq.Retry) or retries < MAX_UNEXPECTED_FAILURES
 
 
+def async_actor(**options: Any) -> Callable[[Callable[P, Awaitable[None]]], Any]:
+    """dramatiq.actor for an async function, with actor_name and message_id bound to its logs.
+
+    dramatiq runs async actors on its event-loop thread, where the worker thread's current
+    message is not visible; this reads it on the worker thread and binds it inside the coroutine.
+    """
+
+    def decorate(fn: Callable[P, Awaitable[None]]) -> Any:
+        async def bound(message_id: str | None, *args: P.args, **kwargs: P.kwargs) -> None:
+            structlog.contextvars.bind_contextvars(actor_name=fn.__name__, message_id=message_id)
+            await fn(*args, **kwargs)
+
+        @functools.wraps(fn)
+        def run(*args: P.args, **kwargs: P.kwargs) -> None:
+            message = CurrentMessage.get_current_message()
+            loop_thread = get_event_loop_thread()
+            assert loop_thread is not None, "the AsyncIO middleware is missing"
+            loop_thread.run_coroutine(bound(message.message_id if message else None, *args, **kwargs))
+
+        run.__wrapped_async__ = fn  # type: ignore[attr-defined]
+        return dramatiq.actor(actor_name=fn.__name__, **options)(run)
+
+    return decorate
+
+
 def _retry_later(e: RateLimited) -> dramatiq.Retry:
     return dramatiq.Retry(str(e), delay=int(e.delay * 1000) + random.randint(10, 250))
 
 
-@dramatiq.actor(queue_name="refresh", retry_when=_retry_when, on_retry_exhausted="run_gave_up", time_limit=600_000)
+@async_actor(queue_name="refresh", retry_when=_retry_when, on_retry_exhausted="run_gave_up", time_limit=600_000)
 async def plan_refresh(run_id: int) -> None:
     """Fetch the source, record the per-provider work and fan it out."""
-    structlog.contextvars.bind_contextvars(run_id=run_id, actor_name="plan_refresh")
+    structlog.contextvars.bind_contextvars(run_id=run_id)
     ctx = current_context()
     try:
         providers = await refresh.plan_refresh(ctx, run_id)
@@ -48,10 +78,10 @@ def _send_syncs(run_id: int, providers: list[str]) -> None:
         sync_provider.send(run_id, pid)
 
 
-@dramatiq.actor(queue_name="refresh", retry_when=_retry_when, time_limit=300_000)
+@async_actor(queue_name="refresh", retry_when=_retry_when, time_limit=300_000)
 async def sync_provider(run_id: int, provider_id: str) -> None:
     """Sync one provider of a run; failures are counted in PostgreSQL and retried with backoff."""
-    structlog.contextvars.bind_contextvars(run_id=run_id, provider_id=provider_id, actor_name="sync_provider")
+    structlog.contextvars.bind_contextvars(run_id=run_id, provider_id=provider_id)
     ctx = current_context()
     try:
         await refresh.sync_provider(ctx, run_id, provider_id)
@@ -67,7 +97,7 @@ async def sync_provider(run_id: int, provider_id: str) -> None:
         raise dramatiq.Retry(error, delay=delay_ms) from e
 
 
-@dramatiq.actor(queue_name="refresh", max_retries=3)
+@async_actor(queue_name="refresh", max_retries=3)
 async def run_gave_up(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """A plan_refresh message failed for good: close its run as failed."""
     run_id = int(message["args"][0])

@@ -11,6 +11,8 @@ from dramatiq.middleware import (
     AgeLimit,
     AsyncIO,
     Callbacks,
+    CurrentMessage,
+    Middleware,
     Pipelines,
     Retries,
     ShutdownNotifications,
@@ -40,22 +42,29 @@ class MsgspecEncoder(dramatiq.Encoder):
 settings = Settings.from_env()
 configure_logging(settings.log_level, settings.log_format)
 
+middleware: list[Middleware] = [
+    AgeLimit(),
+    TimeLimit(),
+    ShutdownNotifications(),
+    Callbacks(),
+    Pipelines(),
+    Retries(min_backoff=1_000, max_backoff=60_000),
+    CurrentMessage(),
+    AsyncIO(),
+    # After AsyncIO: it opens its pools on the event-loop thread AsyncIO starts.
+    WorkerResources(settings),
+]
+if settings.worker_metrics_port:  # `modelmeta worker` prepares its environment first
+    from dramatiq.middleware.prometheus import Prometheus
+
+    middleware.insert(0, Prometheus())
+
 broker = RedisBroker(  # type: ignore[no-untyped-call]
     url=settings.redis_url,
     namespace=f"{settings.redis_prefix}:dramatiq",
     heartbeat_timeout=settings.worker_heartbeat_timeout_ms,
     maintenance_chance=settings.worker_maintenance_chance,
-    middleware=[
-        AgeLimit(),
-        TimeLimit(),
-        ShutdownNotifications(),
-        Callbacks(),
-        Pipelines(),
-        Retries(min_backoff=1_000, max_backoff=60_000),
-        AsyncIO(),
-        # After AsyncIO: it opens its pools on the event-loop thread AsyncIO starts.
-        WorkerResources(settings),
-    ],
+    middleware=middleware,
 )
 dramatiq.set_encoder(MsgspecEncoder())
 dramatiq.set_broker(broker)

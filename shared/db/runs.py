@@ -282,12 +282,11 @@ async def awaits_close(conn: Queryable, run_id: int) -> bool:
     )
 
 
-async def close_run_if_complete(conn: Conn, run_id: int) -> str | None:
-    """Close a run whose providers are all finished; return its final status (None if not closed).
-
-    Idempotent: a run already closed stays as it is.
+async def close_run_if_complete(conn: Conn, run_id: int) -> tuple[str, float] | None:
+    """Close a run whose providers are all finished; return its final status and its duration in
+    seconds (None if it was not closed). Idempotent: a run already closed stays as it is.
     """
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    row = await conn.fetchrow(
         """
         UPDATE refresh_runs r SET finished_at = now(),
             catalog_version = (SELECT version FROM catalog_state),
@@ -301,7 +300,8 @@ async def close_run_if_complete(conn: Conn, run_id: int) -> str | None:
                                       WHERE p.run_id = r.id AND p.status = 'failed')
                          THEN 'some providers failed; see providers' END
         WHERE id = $1 AND status = 'running' AND providers_pending = 0
-        RETURNING status
+        RETURNING status, extract(epoch FROM finished_at - requested_at)::float8 AS seconds
         """,
         run_id,
     )
+    return (row["status"], row["seconds"]) if row is not None else None

@@ -23,7 +23,8 @@ def test_release_then_worker_from_the_procfile_complete_a_refresh(settings: Sett
 
     from tests.e2e.processes import ROOT, procfile_argv, start
 
-    env = env_for(settings)
+    metrics_port = _free_port()
+    env = env_for(settings, WORKER_METRICS_PORT=str(metrics_port))
     # A fresh database: the release step creates it and applies every migration.
     env["DATABASE_URL"] = settings.database_url + "_fresh"
     release = subprocess.run(procfile_argv("release"), env=env, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -42,6 +43,13 @@ def test_release_then_worker_from_the_procfile_complete_a_refresh(settings: Sett
         assert run["counts"]["added"] == 28
         runs = cli(["runs", "--json"], env)
         assert json.loads(runs.stdout)[0]["id"] == run["id"]
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        assert 'modelmeta_provider_syncs_total{status="succeeded"} 5.0' in metrics
+        assert "modelmeta_refresh_duration_seconds_count" in metrics
+        assert "dramatiq_messages_total" in metrics
     finally:
         stop(proc)
         asyncio.run(_drop_database(env["DATABASE_URL"]))
@@ -53,6 +61,16 @@ async def _drop_database(dsn: str) -> None:
     conn = await asyncpg.connect(ADMIN_DSN)
     await conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
     await conn.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
 
 
 async def _listed(dsn: str) -> dict[tuple[str, str], object]:
