@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -213,6 +214,102 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from redis.asyncio import Redis
+
+    from shared.db import runs as runs_db
+    from shared.schedule import read_state
+
+    conn = await _connect(settings)
+    try:
+        st = await runs_db.catalog_status(conn)
+    finally:
+        await conn.close()
+    schedule, redis_error = None, None
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        schedule = await read_state(redis, settings.redis_prefix)
+    except redis.exceptions.RedisError as e:
+        redis_error = f"Redis unreachable at {_safe_url(settings.redis_url)}: {e}"
+    finally:
+        await redis.aclose()
+    loaded = st["last_loaded"]
+    out = {
+        "catalog_version": st["catalog_version"],
+        "providers": st["providers"],
+        "models": st["models"],
+        "removed_models": st["removed_models"],
+        "source": settings.modelsdev_url,
+        "fallback_reason": loaded["fallback_reason"] if loaded else None,
+        "last_run": _run_dict(st["last_run"]) if st["last_run"] else None,
+        "last_success": _run_dict(st["last_success"]) if st["last_success"] else None,
+        "interval": settings.refresh_interval,
+        "next_run_at": schedule.next_run_at if schedule else None,
+        "scheduler": schedule.leader if schedule else None,
+        "warnings": [redis_error] if redis_error else [],
+    }
+    if args.json:
+        print(msgspec.json.encode(out).decode())
+        return 0
+    last, ok = st["last_run"], st["last_success"]
+    lines = [
+        ("catalog version", str(out["catalog_version"])),
+        ("catalog", f"{out['providers']} providers, {out['models']} models ({out['removed_models']} removed)"),
+        ("source", out["source"]),
+        ("loaded from", (loaded["source_url"] or "-") if loaded else "-"),
+        ("fallback reason", out["fallback_reason"] or "-"),
+        (
+            "last run",
+            f"{last['id']} {last['status']} at {_fmt_time(last['finished_at'] or last['requested_at'])}"
+            if last
+            else "none yet",
+        ),
+        ("last success", f"{ok['id']} at {_fmt_time(ok['finished_at'])}" if ok else "none yet"),
+        (
+            "next run",
+            _fmt_time(datetime.fromtimestamp(schedule.next_run_at, tz=UTC)) + " UTC"
+            if schedule
+            else ("unknown (no scheduler is running)" if not redis_error else "unknown"),
+        ),
+        ("interval", f"{settings.refresh_interval:g} s"),
+    ]
+    for k, v in lines:
+        print(f"{k:>16}: {v}")
+    if redis_error:
+        print(f"modelmeta: warning: {redis_error}", file=sys.stderr)
+    return 0
+
+
+async def cmd_import_benchmarks(settings: Settings, args: argparse.Namespace) -> int:
+    from redis.asyncio import Redis
+
+    from shared.benchmarks import import_benchmarks, parse_benchmarks
+    from shared.db.pool import create_pool
+    from shared.errors import BadRequest
+
+    path = Path(args.file)
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    except OSError as e:
+        print(f"modelmeta: cannot read {path}: {e.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+    csv_format = path.suffix.lower() == ".csv" or (args.format == "csv")
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3)
+    try:
+        n = await import_benchmarks(pool, redis, settings.redis_prefix, parse_benchmarks(data, csv_format=csv_format))
+    except BadRequest as e:
+        print(f"modelmeta: {path}: {e.detail}", file=sys.stderr)
+        for name, reason in e.invalid_params[:20]:
+            print(f"  {name}: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await redis.aclose()
+        await pool.close()
+    print(f"imported {n} benchmark result(s) from {path}")
+    return 0
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     if settings.worker_metrics_port:
         # Before exec, so that every worker process imports prometheus_client in multiprocess mode
@@ -270,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run dramatiq workers")
     w.add_argument("--processes", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
     w.add_argument("--threads", type=int, default=4)
+    st = sub.add_parser("status", help="catalog version and size, last and next run, source")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    ib = sub.add_parser("import-benchmarks", help="import benchmark results from a JSON or CSV file")
+    ib.add_argument("file", help="a JSON list or a CSV file (model, benchmark, score, metric, source, date)")
+    ib.add_argument("--format", choices=("json", "csv"), help="default: by the file's extension")
     sub.add_parser("web", help="run the HTTP API on $PORT")
     sub.add_parser("scheduler", help="run the periodic refresh scheduler")
     return p
@@ -280,6 +382,8 @@ _ASYNC: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, i
     "refresh": cmd_refresh,
     "runs": cmd_runs,
     "run": cmd_run,
+    "status": cmd_status,
+    "import-benchmarks": cmd_import_benchmarks,
 }
 _SYNC: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "worker": cmd_worker,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+
+#: A provider id or any other short name in a request body: no NUL, which PostgreSQL cannot store.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 
 
 class RunSource(msgspec.Struct, kw_only=True):

@@ -8,8 +8,9 @@ import msgspec
 from aiohttp import web
 
 from services.api.middlewares import Problem
-from services.api.views import BenchmarkIn, RefreshRequest
+from services.api.views import RefreshRequest
 from shared.api_models import Benchmark, Change, Comparison, Provider, RefreshStatus, Run
+from shared.benchmarks import BenchmarkIn
 from shared.listing import CAPABILITIES, MAX_NUMBER, MODALITIES, MODEL_ID_PATTERN, SORTS, STATUSES, csv_pattern
 from shared.schemas.catalog import Model
 

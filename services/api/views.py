@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import hmac
-import io
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -19,17 +17,19 @@ from shared.api_models import (
     Benchmark,
     Change,
     Comparison,
+    Name,
     Provider,
     RefreshStatus,
     Schedule,
     Source,
     run_object,
 )
+from shared.benchmarks import import_benchmarks, parse_benchmarks
 from shared.catalog import field_changes
 from shared.db import models as q
 from shared.db import runs as runs_db
 from shared.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
-from shared.listing import CAPABILITIES, MODEL_ID_PATTERN, cursor_kind, encode_cursor, parse_model_query
+from shared.listing import CAPABILITIES, cursor_kind, encode_cursor, parse_model_query
 from shared.refresh import fail_run, request_refresh
 from shared.schedule import read_state
 
@@ -425,10 +425,6 @@ def require_admin(request: web.Request) -> None:
         raise Forbidden("the bearer token is not an admin token")
 
 
-#: A provider id or any other short name in a request body: no NUL, which PostgreSQL cannot store.
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
-
-
 class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
     """The body of POST /api/v1/refresh."""
 
@@ -507,56 +503,12 @@ async def get_run(request: web.Request) -> web.Response:
     )
 
 
-class BenchmarkIn(msgspec.Struct, forbid_unknown_fields=True):
-    """One benchmark result to import."""
-
-    model: Annotated[str, msgspec.Meta(pattern=f"^{MODEL_ID_PATTERN}$", max_length=400)]
-    benchmark: Name
-    score: float
-    metric: Name | None = None
-    source: Name | None = None
-    date: date | None = None
-
-
-BenchmarkList = Annotated[list[BenchmarkIn], msgspec.Meta(min_length=1, max_length=10_000)]
-
-
 async def post_benchmarks(request: web.Request) -> web.Response:
     require_admin(request)
     data = await _body(request)
-    try:
-        if request.content_type in ("text/csv", "application/csv"):
-            reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
-            items = [
-                msgspec.convert({k: v for k, v in row.items() if v not in ("", None)}, BenchmarkIn, strict=False)
-                for row in reader
-            ]
-        else:
-            items = msgspec.json.decode(data, type=BenchmarkList)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, csv.Error) as e:
-        raise BadRequest(f"invalid benchmark data: {e}", [("body", str(e))]) from None
-    if not items:
-        raise BadRequest("no benchmark results", [("body", "expected at least one result")])
-    if len(items) > 10_000:
-        raise BadRequest("too many benchmark results", [("body", "expected at most 10000 results")])
-    keys_ = []
-    errors = []
-    for i, it in enumerate(items):
-        pid, sep, mid = it.model.partition("/")
-        if not sep:
-            errors.append((f"[{i}].model", f"expected provider_id/model_id, got {it.model!r}"))
-        keys_.append((pid, mid))
-    pool = request.app[keys.POOL]
-    known = await q.existing_models(pool, keys_)
-    errors += [(f"[{i}].model", f"no model {it.model!r}") for i, it in enumerate(items) if keys_[i] not in known]
-    if errors:
-        raise BadRequest("invalid benchmark results", errors[:50])
-    rows = [
-        (k[0], k[1], it.benchmark, it.metric or "", it.source or "", it.score, it.date)
-        for k, it in zip(keys_, items, strict=True)
-    ]
-    n = await q.upsert_benchmarks(pool, rows)
-    request.app[keys.CACHE].drop(sorted({k[0] for k in keys_}))
+    items = parse_benchmarks(data, csv_format=request.content_type in ("text/csv", "application/csv"))
+    settings = request.app[keys.SETTINGS]
+    n = await import_benchmarks(request.app[keys.POOL], request.app[keys.REDIS], settings.redis_prefix, items)
     return web.Response(status=201, body=_json({"imported": n}), content_type="application/json")
 
 
@@ -564,15 +516,6 @@ async def get_benchmarks(request: web.Request) -> web.Response:
     ids = [i for i in request.query.get("ids", "").split(",") if i]
     pairs = [_split_id(i) for i in ids]
     pool = request.app[keys.POOL]
-    rows = (
-        (await q.benchmarks_for(pool, pairs))
-        if pairs
-        else list(
-            await pool.fetch(
-                "SELECT provider_id, model_id, benchmark, score, metric, source, measured_at "
-                "FROM model_benchmarks ORDER BY provider_id, model_id, benchmark LIMIT 5000"
-            )
-        )
-    )
+    rows = await q.benchmarks_for(pool, pairs) if pairs else await q.all_benchmarks(pool)
     body = _json({"data": [_benchmark(r) for r in rows], "total": len(rows), "next_cursor": None})
     return web.Response(body=body, content_type="application/json", headers={"Cache-Control": "no-cache"})

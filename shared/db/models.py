@@ -230,6 +230,16 @@ async def benchmarks_for(conn: Queryable, keys: list[tuple[str, str]]) -> list[A
     )
 
 
+async def all_benchmarks(conn: Queryable, limit: int = 5000) -> list[Any]:
+    return list(
+        await conn.fetch(
+            "SELECT provider_id, model_id, benchmark, score, metric, source, measured_at FROM model_benchmarks "
+            "ORDER BY provider_id, model_id, benchmark LIMIT $1",
+            limit,
+        )
+    )
+
+
 async def upsert_benchmarks(conn: Queryable, rows: list[tuple[Any, ...]]) -> int:
     """Rows of (provider_id, model_id, benchmark, metric, source, score, measured_at)."""
     await conn.executemany(

@@ -305,3 +305,26 @@ async def close_run_if_complete(conn: Conn, run_id: int) -> tuple[str, float] | 
         run_id,
     )
     return (row["status"], row["seconds"]) if row is not None else None
+
+
+async def catalog_status(conn: Queryable) -> dict[str, Any]:
+    """What `modelmeta status` shows: the catalog's version and size and its last runs."""
+    row = await conn.fetchrow(
+        """
+        SELECT (SELECT version FROM catalog_state) AS catalog_version,
+               (SELECT count(*) FROM providers WHERE removed_at IS NULL) AS providers,
+               (SELECT count(*) FROM models WHERE removed_at IS NULL) AS models,
+               (SELECT count(*) FROM models WHERE removed_at IS NOT NULL) AS removed_models,
+               (SELECT id FROM refresh_runs ORDER BY id DESC LIMIT 1) AS last_run_id,
+               (SELECT id FROM refresh_runs WHERE status IN ('succeeded', 'unchanged')
+                ORDER BY id DESC LIMIT 1) AS last_success_id,
+               (SELECT id FROM refresh_runs WHERE snapshot_id IS NOT NULL AND status IN ('succeeded', 'partial')
+                ORDER BY id DESC LIMIT 1) AS last_loaded_id
+        """
+    )
+    assert row is not None
+    out = dict(row)
+    for key in ("last_run", "last_success", "last_loaded"):
+        rid = out.pop(f"{key}_id")
+        out[key] = await get_run(conn, rid) if rid is not None else None
+    return out
