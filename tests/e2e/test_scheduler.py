@@ -1,0 +1,97 @@
+"""Two schedulers against one Redis: one leads; when it dies the other takes over; one refresh per slot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from shared.config import Settings
+from tests.conftest import REDIS_URL, env_for
+from tests.e2e.processes import procfile_argv, start, stop, worker
+
+pytestmark = pytest.mark.slow
+INTERVAL = 3.0
+
+
+async def scheduler_runs(dsn: str) -> list[tuple[int, float, str]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT id, extract(epoch FROM requested_at)::float8 AS at, status FROM refresh_runs "
+            "WHERE trigger = 'scheduler' ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    return [(r["id"], r["at"], r["status"]) for r in rows]
+
+
+def identity(log: Path) -> str:
+    for line in log.read_text().splitlines():
+        if '"scheduler_started"' in line:
+            return str(json.loads(line)["identity"])
+    raise AssertionError(f"no scheduler_started in {log}")
+
+
+def leader(settings: Settings) -> str | None:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        token = client.get(f"{settings.redis_prefix}:scheduler:leader")
+    finally:
+        client.close()
+    return token.decode() if token else None
+
+
+async def test_one_leader_failover_and_one_refresh_per_slot(settings: Settings, tmp_path: Path) -> None:
+    env = env_for(settings, REFRESH_INTERVAL=str(INTERVAL))
+    logs = [tmp_path / "scheduler-a.log", tmp_path / "scheduler-b.log"]
+    with worker(env, tmp_path / "worker.log", threads=2):
+        a = start(procfile_argv("scheduler"), env, logs[0])
+        await asyncio.sleep(1.5)
+        b = start(procfile_argv("scheduler"), env, logs[1])
+        procs = {}
+        try:
+            await asyncio.sleep(1.5)
+            procs = {identity(logs[0]): a, identity(logs[1]): b}
+            first = leader(settings)
+            assert first in procs, (first, procs)
+            await asyncio.sleep(3 * INTERVAL)
+            before = await scheduler_runs(settings.database_url)
+            assert len(before) >= 2, before
+            # Only the leader enqueued.
+            other_log = logs[1] if procs[first] is a else logs[0]
+            assert '"refresh_enqueued"' not in other_log.read_text()
+
+            killed_at = time.time()
+            stop(procs[first], signal.SIGKILL)
+            second = None
+            for _ in range(100):
+                second = leader(settings)
+                if second and second != first:
+                    break
+                await asyncio.sleep(0.1)
+            assert second is not None and second != first
+            took_over = time.time() - killed_at
+            assert took_over < 7, took_over  # the lease is 5 s
+            await asyncio.sleep(3 * INTERVAL)
+        finally:
+            for p in (a, b):
+                stop(p)
+        for _ in range(100):  # let the worker close the last run
+            after = await scheduler_runs(settings.database_url)
+            if all(status not in ("queued", "running") for _, _, status in after):
+                break
+            await asyncio.sleep(0.1)
+    new = [r for r in after if r[1] > killed_at]
+    assert len(new) >= 2, after
+    assert '"refresh_enqueued"' in other_log.read_text()
+    per_slot = Counter(int(at // INTERVAL) for _, at, _ in after)
+    assert max(per_slot.values()) == 1, per_slot
+    assert all(status in ("succeeded", "unchanged") for _, _, status in after), after
