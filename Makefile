@@ -20,10 +20,11 @@ install: $(BIN)/modelmeta
 services:
 	@bash .ci/services.sh
 
-# The Procfile's release step first, then the long-running processes (honcho stops all when one exits).
+# The Procfile's release step first, then every other process (honcho stops all when one exits,
+# so release runs on its own and is left out of `honcho start` with -c release=0).
 run: install services
-	$(BIN)/modelmeta migrate
-	$(BIN)/honcho start -f Procfile -p $(PORT) web worker scheduler
+	$(BIN)/honcho run $(BIN)/modelmeta migrate
+	$(BIN)/honcho start -f Procfile -p $(PORT) -c release=0
 
 test: install services
 	$(BIN)/ruff check .

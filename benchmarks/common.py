@@ -42,24 +42,30 @@ async def scratch_database() -> AsyncIterator[str]:
 
 
 @contextmanager
-def worker_processes(env: dict[str, str], processes: int, threads: int) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "worker", "--processes", str(processes), "--threads", str(threads)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+def worker_processes(env: dict[str, str], processes: int, threads: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`processes` separate `modelmeta worker` processes, as a process manager would run them."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "worker", "--threads", str(threads)],
+            env={**env, "WORKER_METRICS_PORT": "0"},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(processes)
+    ]
     try:
-        yield proc
+        yield procs
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 async def wait_ready(dsn: str, seconds: float = 30) -> None:

@@ -6,7 +6,7 @@
     transaction, no queue;
 (c) a no-change refresh of the same document (target: under 0.5 s).
 
-    python benchmarks/refresh_bench.py [--catalog PATH] [--processes 2] [--threads 4]
+    python benchmarks/refresh_bench.py [--catalog PATH] [--processes 1] [--threads 8]
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ async def pipeline(path: Path, processes: int, threads: int) -> tuple[float, flo
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--catalog", type=Path, default=REFERENCE / "api-2026-07-02.json")
-    ap.add_argument("--processes", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=8)
     args = ap.parse_args()
     if not args.catalog.exists():
         sys.exit(f"{args.catalog} not found (the reference folder ../shared is absent)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
@@ -26,6 +27,36 @@ def migration_files() -> list[tuple[int, str, str]]:
     if len(set(versions)) != len(versions):
         raise RuntimeError(f"two migrations share a number: {sorted(versions)}")
     return sorted(found)
+
+
+class SchemaBehind(RuntimeError):
+    """The database has not had every migration applied (the release step has not run)."""
+
+
+async def wait_for_schema(dsn: str, *, within: float = 60.0) -> None:
+    """Wait until every migration is applied, so processes started beside the release step start
+    after it; give up with SchemaBehind after `within` seconds."""
+    latest = migration_files()[-1][0]
+    deadline = asyncio.get_running_loop().time() + within
+    current: int | None = None
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=10)
+            try:
+                current = await conn.fetchval("SELECT max(version) FROM schema_migrations")
+            finally:
+                await conn.close()
+        except (asyncpg.UndefinedTableError, asyncpg.InvalidCatalogNameError):
+            current = None
+        if current is not None and current >= latest:
+            return
+        if asyncio.get_running_loop().time() >= deadline:
+            raise SchemaBehind(
+                f"the database schema is at migration {current or 0}, this release needs {latest}: "
+                "run `modelmeta migrate` (the Procfile's release step)"
+            )
+        log.info("waiting_for_migrations", current=current, needed=latest)
+        await asyncio.sleep(1.0)
 
 
 async def ensure_database(dsn: str) -> bool:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -226,13 +223,13 @@ async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await conn.close()
     schedule, redis_error = None, None
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
+    client = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
     try:
-        schedule = await read_state(redis, settings.redis_prefix)
+        schedule = await read_state(client, settings.redis_prefix)
     except redis.exceptions.RedisError as e:
         redis_error = f"Redis unreachable at {_safe_url(settings.redis_url)}: {e}"
     finally:
-        await redis.aclose()
+        await client.aclose()
     loaded = st["last_loaded"]
     out = {
         "catalog_version": st["catalog_version"],
@@ -295,45 +292,25 @@ async def cmd_import_benchmarks(settings: Settings, args: argparse.Namespace) ->
         return EXIT_FAILED
     csv_format = path.suffix.lower() == ".csv" or (args.format == "csv")
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3)
+    client = Redis.from_url(settings.redis_url, socket_connect_timeout=3)
     try:
-        n = await import_benchmarks(pool, redis, settings.redis_prefix, parse_benchmarks(data, csv_format=csv_format))
+        n = await import_benchmarks(pool, client, settings.redis_prefix, parse_benchmarks(data, csv_format=csv_format))
     except BadRequest as e:
         print(f"modelmeta: {path}: {e.detail}", file=sys.stderr)
         for name, reason in e.invalid_params[:20]:
             print(f"  {name}: {reason}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        await redis.aclose()
+        await client.aclose()
         await pool.close()
     print(f"imported {n} benchmark result(s) from {path}")
     return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.worker_metrics_port:
-        # Before exec, so that every worker process imports prometheus_client in multiprocess mode
-        # and dramatiq's exposition server (on this port) reads what all of them record.
-        metrics_dir = Path(tempfile.gettempdir()) / f"modelmeta-prometheus-{settings.worker_metrics_port}"
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
-        os.environ.update(
-            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-            dramatiq_prom_db=str(metrics_dir),
-            dramatiq_prom_port=str(settings.worker_metrics_port),
-        )
-    argv = [
-        sys.executable,
-        "-m",
-        "dramatiq",
-        "services.worker.actors",
-        "--processes",
-        str(args.processes),
-        "--threads",
-        str(args.threads),
-    ]
-    os.execv(sys.executable, argv)
-    return 0  # not reached
+    from services.worker.main import run_worker
+
+    return run_worker(settings, threads=args.threads)
 
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
@@ -364,9 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     one = sub.add_parser("run", help="show one run with its providers")
     one.add_argument("run_id", type=int)
     one.add_argument("--json", action="store_true", help="print JSON")
-    w = sub.add_parser("worker", help="run dramatiq workers")
-    w.add_argument("--processes", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
-    w.add_argument("--threads", type=int, default=4)
+    w = sub.add_parser("worker", help="run a dramatiq worker (one process; run more of them to scale)")
+    w.add_argument("--threads", type=int, default=8, help="worker threads (default: 8)")
     st = sub.add_parser("status", help="catalog version and size, last and next run, source")
     st.add_argument("--json", action="store_true", help="print JSON")
     ib = sub.add_parser("import-benchmarks", help="import benchmark results from a JSON or CSV file")
@@ -403,6 +379,17 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging(settings.log_level, settings.log_format)
     if args.command in _SYNC:
+        # The long-running processes start after the release step, even when started beside it.
+        from migrations import SchemaBehind, wait_for_schema
+
+        try:
+            asyncio.run(wait_for_schema(settings.database_url))
+        except SchemaBehind as e:
+            print(f"modelmeta: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        except (OSError, asyncpg.PostgresError) as e:
+            print(f"modelmeta: cannot reach PostgreSQL at {_safe_url(settings.database_url)}: {e}", file=sys.stderr)
+            return EXIT_UNREACHABLE
         return _SYNC[args.command](settings, args)
     started = time.monotonic()
     try:

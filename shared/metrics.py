@@ -1,8 +1,6 @@
 """Prometheus metrics of the refresh pipeline (the web process's own live in services/api).
 
-In worker processes PROMETHEUS_MULTIPROC_DIR is set before anything imports prometheus_client
-(`modelmeta worker` does it), so every forked worker process writes to one directory that
-dramatiq's exposition server reads.
+A worker process serves them, with its message metrics, on WORKER_METRICS_PORT.
 """
 
 from __future__ import annotations

@@ -59,7 +59,15 @@ def _retry_later(e: RateLimited) -> dramatiq.Retry:
     return dramatiq.Retry(str(e), delay=int(e.delay * 1000) + random.randint(10, 250))
 
 
-@async_actor(queue_name="refresh", retry_when=_retry_when, on_retry_exhausted="run_gave_up", time_limit=600_000)
+# notify_shutdown: on SIGTERM an actor still running is interrupted (its transaction rolls back)
+# and its message is retried, so a restart picks it up instead of the process being killed.
+@async_actor(
+    queue_name="refresh",
+    retry_when=_retry_when,
+    on_retry_exhausted="run_gave_up",
+    time_limit=600_000,
+    notify_shutdown=True,
+)
 async def plan_refresh(run_id: int) -> None:
     """Fetch the source, record the per-provider work and fan it out."""
     structlog.contextvars.bind_contextvars(run_id=run_id)
@@ -78,7 +86,7 @@ def _send_syncs(run_id: int, providers: list[str]) -> None:
         sync_provider.send(run_id, pid)
 
 
-@async_actor(queue_name="refresh", retry_when=_retry_when, time_limit=300_000)
+@async_actor(queue_name="refresh", retry_when=_retry_when, time_limit=300_000, notify_shutdown=True)
 async def sync_provider(run_id: int, provider_id: str) -> None:
     """Sync one provider of a run; failures are counted in PostgreSQL and retried with backoff."""
     structlog.contextvars.bind_contextvars(run_id=run_id, provider_id=provider_id)

@@ -19,6 +19,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from services.worker.main import WorkerMetrics
 from services.worker.middleware import WorkerResources
 from shared.config import Settings
 from shared.logging import configure_logging
@@ -43,6 +44,7 @@ settings = Settings.from_env()
 configure_logging(settings.log_level, settings.log_format)
 
 middleware: list[Middleware] = [
+    WorkerMetrics(),
     AgeLimit(),
     TimeLimit(),
     ShutdownNotifications(),
@@ -54,11 +56,6 @@ middleware: list[Middleware] = [
     # After AsyncIO: it opens its pools on the event-loop thread AsyncIO starts.
     WorkerResources(settings),
 ]
-if settings.worker_metrics_port:  # `modelmeta worker` prepares its environment first
-    from dramatiq.middleware.prometheus import Prometheus
-
-    middleware.insert(0, Prometheus())
-
 broker = RedisBroker(  # type: ignore[no-untyped-call]
     url=settings.redis_url,
     namespace=f"{settings.redis_prefix}:dramatiq",

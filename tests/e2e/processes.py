@@ -58,8 +58,8 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
 
 
 @contextmanager
-def worker(env: dict[str, str], log: Path, processes: int = 1, threads: int = 4) -> Iterator[subprocess.Popen[bytes]]:
-    proc = start([*MODELMETA, "worker", "--processes", str(processes), "--threads", str(threads)], env, log)
+def worker(env: dict[str, str], log: Path, threads: int = 4) -> Iterator[subprocess.Popen[bytes]]:
+    proc = start([*MODELMETA, "worker", "--threads", str(threads)], env, log)
     try:
         yield proc
     finally:

@@ -80,7 +80,7 @@ async def test_two_web_processes_never_serve_old_prices_after_success(settings: 
         webs = [start(procfile_argv("web"), {**env, "PORT": str(p)}, tmp_path / f"web{p}.log") for p in ports]
         bases = [f"http://127.0.0.1:{p}" for p in ports]
         try:
-            with worker(env, tmp_path / "worker.log", processes=1, threads=4):
+            with worker(env, tmp_path / "worker.log", threads=4):
                 async with aiohttp.ClientSession() as session:
                     for base in bases:
                         await wait_ready(session, base)

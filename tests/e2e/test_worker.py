@@ -49,7 +49,7 @@ def test_release_then_worker_from_the_procfile_complete_a_refresh(settings: Sett
             metrics = r.read().decode()
         assert 'modelmeta_provider_syncs_total{status="succeeded"} 5.0' in metrics
         assert "modelmeta_refresh_duration_seconds_count" in metrics
-        assert "dramatiq_messages_total" in metrics
+        assert 'modelmeta_worker_messages_total{actor="sync_provider",outcome="ok"} 5.0' in metrics
     finally:
         stop(proc)
         asyncio.run(_drop_database(env["DATABASE_URL"]))
@@ -101,7 +101,7 @@ async def test_worker_killed_mid_refresh_recovers_exactly(settings: Settings, tm
     async with fake_upstream(body) as up:
         env = env_for(settings, MODELSDEV_URL=up.url)
         log = tmp_path / "worker.log"
-        with worker(env, log, processes=1, threads=2) as first:
+        with worker(env, log, threads=2) as first:
             started = await asyncio.to_thread(cli, ["refresh"], env)
             run_id = int(started.stdout.split()[0])
 
@@ -120,7 +120,7 @@ async def test_worker_killed_mid_refresh_recovers_exactly(settings: Settings, tm
             assert status == "running"
             assert finished < total
 
-        with worker(env, log, processes=1, threads=4):
+        with worker(env, log, threads=4):
 
             def closed() -> bool:
                 return asyncio.run(_run_status(settings.database_url, run_id))[0] != "running"
