@@ -15,12 +15,14 @@ import socket
 import time
 import uuid
 
+import asyncpg
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
 from shared.config import Settings
+from shared.db import runs as runs_db
 from shared.db.pool import create_pool
 from shared.refresh import request_refresh
 from shared.schedule import ScheduleState, claim_slot, slot_at, write_state
@@ -55,6 +57,7 @@ async def scheduler(settings: Settings, stop: asyncio.Event) -> None:
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     lock = Lock(redis, f"{settings.redis_prefix}:scheduler:leader", timeout=LEASE)
     leading = False
+    cold_start = True
     interval = settings.refresh_interval
     log.info("scheduler_started", identity=identity, interval=interval)
     try:
@@ -66,8 +69,8 @@ async def scheduler(settings: Settings, stop: asyncio.Event) -> None:
                         log.info("scheduler_leading", identity=identity)
                 else:
                     await lock.reacquire()
-                if leading:
-                    await tick(settings, redis, pool, identity, interval)
+                if leading and await tick(settings, redis, pool, identity, interval, cold_start=cold_start):
+                    cold_start = False
             except LockError:
                 log.warning("scheduler_lost_lead", identity=identity)
                 leading = False
@@ -84,22 +87,29 @@ async def scheduler(settings: Settings, stop: asyncio.Event) -> None:
         log.info("scheduler_stopped", identity=identity)
 
 
-async def tick(settings: Settings, redis: Redis, pool: object, identity: str, interval: float) -> None:
+async def tick(
+    settings: Settings, redis: Redis, pool: asyncpg.Pool, identity: str, interval: float, *, cold_start: bool
+) -> bool:
+    """Enqueue this slot's refresh if it is due and unclaimed; True once the slot has been dealt with."""
     now = time.time()
     slot = slot_at(now, interval)
     nxt = slot_at(slot.start + interval, interval)
+    handled = False
     if now >= slot.due:
-        last = await last_success_at(pool, interval)
-        # At start-up (or after a gap) the current slot is only worth a refresh if the catalog is stale.
         if await claim_slot(redis, settings.redis_prefix, slot, interval):
-            if last is None or now - last >= interval or last < slot.start:
+            last = await runs_db.last_success_epoch(pool)
+            # At start-up, a refresh only if the catalog is older than the interval; afterwards, one
+            # per slot unless a refresh already succeeded within this slot (an operator's, say).
+            if last is None or (now - last >= interval if cold_start else last < slot.start):
                 await enqueue_refresh(pool)
             else:
                 log.info("slot_skipped_fresh", slot=slot.index, last_success_age_s=round(now - last))
+        handled = True
         next_run = nxt.due
     else:
         next_run = slot.due
     await write_state(redis, settings.redis_prefix, ScheduleState(interval, next_run, identity))
+    return handled
 
 
 def run_scheduler(settings: Settings) -> int:

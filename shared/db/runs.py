@@ -307,6 +307,15 @@ async def close_run_if_complete(conn: Conn, run_id: int) -> tuple[str, float] | 
     return (row["status"], row["seconds"]) if row is not None else None
 
 
+async def last_success_epoch(conn: Queryable) -> float | None:
+    """When the last whole-catalog run that succeeded (or found nothing new) finished, in epoch seconds."""
+    value = await conn.fetchval(
+        "SELECT extract(epoch FROM max(finished_at))::float8 FROM refresh_runs "
+        "WHERE scope IS NULL AND status IN ('succeeded', 'unchanged')"
+    )
+    return float(value) if value is not None else None
+
+
 async def catalog_status(conn: Queryable) -> dict[str, Any]:
     """What `modelmeta status` shows: the catalog's version and size and its last runs."""
     row = await conn.fetchrow(
