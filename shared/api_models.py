@@ -107,15 +107,17 @@ def provider_run_object(p: Any) -> ProviderRun:
 
 
 class Provider(msgspec.Struct, kw_only=True):
-    """A provider with its count of listed models."""
+    """A provider: the upstream provider object as received (fields models.dev adds later
+    included), with its count of listed models and a hash that changes with any of its data."""
 
     id: str
     name: str
-    env: list[str]
-    npm: str | None
-    api: str | None
-    doc: str | None
+    env: list[str] = []
+    npm: str | None = None
+    api: str | None = None
+    doc: str | None = None
     model_count: int
+    content_hash: str
     first_seen_at: datetime
     updated_at: datetime
     removed_at: datetime | None

@@ -72,6 +72,7 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "modelmeta"
     modelsdev_url: str = "https://models.dev/api.json"
+    source_kind: str = "auto"
     upstream_token: str | None = None
     upstream_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(100, 60.0))
     upstream_timeout: float = 30.0
@@ -129,6 +130,7 @@ class Settings:
         get("REDIS_URL", lambda v: _check_url(v, ("redis", "rediss", "unix")), "redis_url")
         get("REDIS_PREFIX", _key_prefix, "redis_prefix")
         get("MODELSDEV_URL", lambda v: _check_url(v, ("http", "https", "file")), "modelsdev_url")
+        get("SOURCE_KIND", choice("auto", "document", "modelmeta"), "source_kind")
         get("UPSTREAM_TOKEN", str, "upstream_token")
         get("UPSTREAM_RATE_LIMIT", RateLimit.parse, "upstream_rate_limit")
         get("UPSTREAM_TIMEOUT", parse_duration, "upstream_timeout")
@@ -149,6 +151,18 @@ class Settings:
         get("WORKER_MAINTENANCE_CHANCE", positive_int, "worker_maintenance_chance")
         get("PROVIDER_MAX_ATTEMPTS", positive_int, "provider_max_attempts")
         return dataclasses.replace(d, **values)  # type: ignore[arg-type]
+
+    @property
+    def resolved_source_kind(self) -> str:
+        """`document` (a models.dev api.json, or a file) or `modelmeta` (another modelmeta's base URL).
+
+        Auto-detection: a file, or a URL whose path ends in .json, is a document; any other URL is
+        taken as a modelmeta base URL. SOURCE_KIND overrides it.
+        """
+        if self.source_kind != "auto":
+            return self.source_kind
+        parts = urlsplit(self.modelsdev_url)
+        return "document" if parts.scheme == "file" or parts.path.endswith(".json") else "modelmeta"
 
     @property
     def upstream_host(self) -> str:

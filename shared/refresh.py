@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
 from redis.asyncio import Redis
 
@@ -32,7 +33,7 @@ from shared.db import catalog as db
 from shared.db import runs as runs_db
 from shared.errors import IntegrityGuardTripped, MalformedDocument, UpstreamError, UpstreamUnavailable
 from shared.metrics import INVALIDATIONS, PROVIDER_FAILURES, PROVIDER_SYNCS, REFRESH_DURATION
-from shared.sources import Fetched, HttpFetcher
+from shared.sources import Fetched, HttpFetcher, ModelmetaSource, parse_provider_listing
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +97,10 @@ async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
     that the actor retries later.
     """
     log_ = log.bind(run_id=run_id)
+    kind = ctx.settings.resolved_source_kind
+    url = ctx.settings.modelsdev_url
+    if kind == "modelmeta":
+        url = ModelmetaSource(ctx.fetcher, url).providers_url
     async with ctx.pool.acquire() as conn:
         run = await runs_db.start_run(conn, run_id)
         if run is None:
@@ -105,9 +110,8 @@ async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
             return await runs_db.pending_providers(conn, run_id)
         scope: list[str] | None = run["scope"]
         force: bool = run["force"]
-        url = ctx.settings.modelsdev_url
         etag = None if force else await runs_db.last_good_etag(conn, url)
-        catalog_empty = not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM providers)")
+        catalog_empty = await db.catalog_is_empty(conn)
 
     fallback_reason = None
     try:
@@ -119,7 +123,7 @@ async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
             return []
         log_.warning("upstream_unreachable_loading_sample", error=str(e))
         fallback_reason = f"upstream unreachable and the catalog is empty: {e}"
-        fetched = Fetched(SAMPLE_URL, sample_document(), None)
+        fetched, kind = Fetched(SAMPLE_URL, sample_document(), None), "document"
     except UpstreamError as e:
         log_.warning("plan_failed", error=str(e))
         await fail_run(ctx.pool, run_id, str(e))
@@ -134,7 +138,14 @@ async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
     body = fetched.body
     digest = sha256_hex(body)
     try:
-        doc = parse_document(body)
+        # Per provider: its slice of the document, or (another modelmeta) its own object, whose
+        # models sync_provider fetches; and the hash that says whether it changed.
+        if kind == "document":
+            doc = parse_document(body)
+            items, hashes, model_count = doc.slices, doc.slice_hashes, doc.model_count
+        else:
+            listing = parse_provider_listing(body)
+            items, hashes, model_count = listing.providers, listing.hashes, listing.model_count
     except MalformedDocument as e:
         log_.warning("plan_failed", error=str(e), sha256=digest)
         async with ctx.pool.acquire() as conn:
@@ -144,22 +155,22 @@ async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
     async with ctx.pool.acquire() as conn, conn.transaction():
         if scope is None and not force:
             listed = await db.listed_model_count(conn)
-            if doc.model_count * 2 < listed:
+            if model_count * 2 < listed:
                 err = IntegrityGuardTripped(
-                    f"the document lists {doc.model_count} models, under half of the {listed} listed now; "
+                    f"the source lists {model_count} models, under half of the {listed} listed now; "
                     "refusing it (force a refresh to accept it)"
                 )
                 log_.warning("plan_failed", error=str(err))
                 await runs_db.finish_run(conn, run_id, "failed", error=str(err), source_url=fetched.url, sha256=digest)
                 return []
         stored = await db.listed_provider_hashes(conn)
-        wanted = set(scope) if scope else set(doc.slices) | set(stored)
+        wanted = set(scope) if scope else set(items) | set(stored)
         todo: list[tuple[str, bytes | None, str | None]] = []
         for pid in sorted(wanted):
-            if pid in doc.slices:
-                h = doc.slice_hashes[pid]
+            if pid in items:
+                h = hashes[pid]
                 if force or stored.get(pid) != h:
-                    todo.append((pid, doc.slices[pid], h))
+                    todo.append((pid, items[pid], h))
             elif pid in stored:
                 todo.append((pid, None, None))  # vanished from the source
         snapshot_id = await runs_db.store_snapshot(
@@ -171,31 +182,44 @@ async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
             todo,
             snapshot_id=snapshot_id,
             source_url=fetched.url,
+            source_kind=kind,
             etag=fetched.etag,
             sha256=digest,
             fallback_reason=fallback_reason,
         )
         if not todo:
             await runs_db.finish_run(conn, run_id, "unchanged")
-    log_.info("run_planned", providers=len(todo), models=doc.model_count, sha256=digest, fallback=fallback_reason)
+    log_.info(
+        "run_planned", providers=len(todo), models=model_count, sha256=digest, kind=kind, fallback=fallback_reason
+    )
     return [pid for pid, _, _ in todo]
 
 
 async def sync_provider(ctx: RefreshContext, run_id: int, provider_id: str) -> SyncOutcome:
     """Bring one provider's stored models in line with its slice, in one transaction."""
     started = time.monotonic()
+    # A per-provider source: fetch this provider's models first, outside any transaction.
+    fetched: tuple[bytes, str] | None = None
+    pending = await runs_db.peek_provider_run(ctx.pool, run_id, provider_id)
+    if pending is not None and pending["source_kind"] == "modelmeta" and pending["slice_hash"] is not None:
+        source = ModelmetaSource(ctx.fetcher, pending["source_url"].removesuffix("/providers"))
+        models, content_hash = await source.provider_models(provider_id, pending["slice_hash"])
+        provider_object = msgspec.json.decode(pending["slice"])
+        fetched = (msgspec.json.encode({**provider_object, "models": models}), content_hash)
     async with ctx.pool.acquire() as conn, conn.transaction():
         pr = await runs_db.lock_provider_run(conn, run_id, provider_id)
         if pr is None:
             outcome = SyncOutcome("skipped")
         else:
             # Two runs touching one provider take turns, each diffing against committed state.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sync:' || $1))", provider_id)
+            await runs_db.lock_provider_for_sync(conn, provider_id)
+            slice_, slice_hash = fetched or (pr["slice"], pr["slice_hash"])
             try:
-                outcome = await _apply_slice(conn, run_id, provider_id, pr["slice"], pr["slice_hash"], started)
+                outcome = await _apply_slice(conn, run_id, provider_id, slice_, slice_hash, started)
             except MalformedDocument as e:
                 # Bad data does not get better on retry: fail this provider, keep the others.
-                pending = await runs_db.complete_provider_run(
+                log.warning("provider_malformed", run_id=run_id, provider_id=provider_id, error=str(e))
+                pending_count = await runs_db.complete_provider_run(
                     conn,
                     run_id,
                     provider_id,
@@ -203,7 +227,7 @@ async def sync_provider(ctx: RefreshContext, run_id: int, provider_id: str) -> S
                     duration_ms=int((time.monotonic() - started) * 1000),
                     error=str(e),
                 )
-                outcome = SyncOutcome("failed", run_closed="pending" if pending == 0 else None)
+                outcome = SyncOutcome("failed", run_closed="pending" if pending_count == 0 else None)
     return await _after_commit(ctx, run_id, provider_id, outcome)
 
 

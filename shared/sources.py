@@ -9,12 +9,14 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import aiohttp
+import msgspec
 import structlog
 
-from shared.errors import DocumentTooLarge, RateLimited, UpstreamRejected, UpstreamUnavailable
+from shared.errors import DocumentTooLarge, MalformedDocument, RateLimited, UpstreamRejected, UpstreamUnavailable
 from shared.metrics import UPSTREAM_RESPONSES
 from shared.ratelimit import RateLimiter
 
@@ -28,6 +30,7 @@ class Fetched:
     url: str
     body: bytes | None
     etag: str | None
+    catalog_version: str | None = None  # X-Catalog-Version, when the upstream is a modelmeta
 
 
 def parse_retry_after(value: str | None, default: float = 1.0) -> float:
@@ -91,7 +94,8 @@ class HttpFetcher:
                     if resp.status == 304:
                         return Fetched(url, None, etag)
                     if resp.status == 200:
-                        return Fetched(url, await self._read_capped(resp), resp.headers.get("ETag"))
+                        body = await self._read_capped(resp)
+                        return Fetched(url, body, resp.headers.get("ETag"), resp.headers.get("X-Catalog-Version"))
                     if resp.status == 429:
                         delay = parse_retry_after(resp.headers.get("Retry-After"))
                         await self.limiter.pause(host, delay)
@@ -133,3 +137,130 @@ class HttpFetcher:
             return Fetched(url, path.read_bytes(), None)
         except OSError as e:
             raise UpstreamUnavailable(f"{url}: {e.strerror or e}") from None
+
+
+# -- another modelmeta as the upstream, provider by provider ----------------------------------
+
+#: Fields a modelmeta adds to the upstream objects it serves; a mirror strips them again.
+_MODEL_ADDED = frozenset({"id", "source_id", "provider_id", "model_id", "first_seen_at", "updated_at", "removed_at"})
+_PROVIDER_ADDED = frozenset({"model_count", "content_hash", "first_seen_at", "updated_at", "removed_at"})
+
+
+class UpstreamProvider(msgspec.Struct, frozen=True):
+    """What a mirror needs of each entry of another modelmeta's provider list."""
+
+    id: str
+    name: str
+    content_hash: str
+    model_count: int
+
+
+class _ProviderPage(msgspec.Struct):
+    data: list[UpstreamProvider]
+
+
+class _RawPage(msgspec.Struct):
+    data: list[dict[str, Any]]
+
+
+class _ModelPage(msgspec.Struct):
+    data: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderListing:
+    """Another modelmeta's providers: each one's own object (as the document would hold it) and
+    the hash that tells whether anything of it changed."""
+
+    providers: dict[str, bytes]
+    hashes: dict[str, str]
+    model_count: int
+
+
+def modelmeta_base(url: str) -> str:
+    """The base URL of a modelmeta given as MODELSDEV_URL (with or without /api/v1)."""
+    return url.rstrip("/").removesuffix("/api/v1")
+
+
+def parse_provider_listing(body: bytes) -> ProviderListing:
+    """Validate GET /api/v1/providers of another modelmeta."""
+    try:
+        typed = msgspec.json.decode(body, type=_ProviderPage)
+        raw = msgspec.json.decode(body, type=_RawPage).data
+    except msgspec.DecodeError as e:
+        raise MalformedDocument(f"not a modelmeta provider list: {e}") from None
+    providers = {
+        p.id: msgspec.json.encode({k: v for k, v in r.items() if k not in _PROVIDER_ADDED})
+        for p, r in zip(typed.data, raw, strict=True)
+    }
+    return ProviderListing(
+        providers=providers,
+        hashes={p.id: p.content_hash for p in typed.data},
+        model_count=sum(p.model_count for p in typed.data),
+    )
+
+
+def upstream_model(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(model_id, the models.dev object) from a model object another modelmeta served."""
+    model_id = obj["model_id"]
+    raw = {k: v for k, v in obj.items() if k not in _MODEL_ADDED}
+    raw["id"] = obj.get("source_id", model_id)
+    return model_id, raw
+
+
+class ModelmetaSource:
+    """Reads another modelmeta through its REST API; every request goes through the fetcher."""
+
+    def __init__(self, fetcher: HttpFetcher, url: str, *, page_size: int = 500, attempts: int = 3) -> None:
+        self.fetcher = fetcher
+        self.base = modelmeta_base(url)
+        self.page_size = page_size
+        self.attempts = attempts
+
+    @property
+    def providers_url(self) -> str:
+        return f"{self.base}/api/v1/providers"
+
+    async def providers(self, etag: str | None) -> Fetched:
+        """The provider list (body None when the upstream's ETag says nothing changed)."""
+        return await self.fetcher.get(self.providers_url, etag=etag)
+
+    async def provider_models(self, provider_id: str, expected_hash: str) -> tuple[dict[str, dict[str, Any]], str]:
+        """Every listed model of a provider, page by page, and the provider hash they belong to.
+
+        One page is one consistent read. Over several pages the upstream may refresh midway, so the
+        provider's hash is read again afterwards: if it moved, the pages are read again.
+        """
+        for _ in range(self.attempts):
+            models: dict[str, dict[str, Any]] = {}
+            pages = 0
+            cursor: str | None = None
+            while True:
+                query = {"limit": str(self.page_size), **({"cursor": cursor} if cursor else {})}
+                page = await self.fetcher.get(f"{self._provider_url(provider_id)}/models?{urlencode(query)}")
+                assert page.body is not None
+                pages += 1
+                try:
+                    decoded = msgspec.json.decode(page.body, type=_ModelPage)
+                    for obj in decoded.data:
+                        mid, raw = upstream_model(obj)
+                        models[mid] = raw
+                except (msgspec.DecodeError, KeyError) as e:
+                    raise MalformedDocument(f"provider {provider_id!r}: not a modelmeta model page: {e}") from None
+                cursor = decoded.next_cursor
+                if cursor is None:
+                    break
+            if pages == 1:
+                return models, expected_hash
+            now = await self.fetcher.get(self._provider_url(provider_id))
+            assert now.body is not None
+            current = msgspec.json.decode(now.body, type=UpstreamProvider).content_hash
+            if current == expected_hash:
+                return models, current
+            log.info("upstream_moved_while_paging", provider_id=provider_id)
+            expected_hash = current
+        raise UpstreamUnavailable(f"provider {provider_id!r}: the upstream kept changing while it was read")
+
+    def _provider_url(self, provider_id: str) -> str:
+        return f"{self.providers_url}/{quote(provider_id, safe='')}"

@@ -71,3 +71,64 @@ def leaf_diff(old: Any, new: Any, path: str = "") -> dict[str, list[Any]]:
     if isinstance(new, dict) and old is None:
         return leaf_diff({}, new, path)
     return {} if old == new else {path: [old, new]}
+
+
+@dataclass
+class CountingProxy:
+    """Forwards every request to `target`, recording when each arrived; `intercept` may answer
+    instead (return a response) to fake upstream faults."""
+
+    target: str
+    times: list[tuple[float, str, int]] = field(default_factory=list)
+    intercept: Callable[[web.Request, int], Awaitable[web.StreamResponse | None]] | None = None
+    url: str = ""
+    session: Any = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        import time
+
+        n = len(self.times)
+        arrived = time.time()
+        if self.intercept is not None:
+            answer = await self.intercept(request, n)
+            if answer is not None:
+                self.times.append((arrived, request.path_qs, answer.status))
+                return answer
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("if-none-match", "authorization")}
+        async with self.session.get(self.target + request.path_qs, headers=headers) as r:
+            body = await r.read()
+            passed = {k: v for k, v in r.headers.items() if k in ("ETag", "X-Catalog-Version", "Content-Type")}
+            self.times.append((arrived, request.path_qs, r.status))
+            return web.Response(status=r.status, body=body, headers=passed)
+
+
+@asynccontextmanager
+async def counting_proxy(target: str) -> AsyncIterator[CountingProxy]:
+    import aiohttp
+
+    proxy = CountingProxy(target=target.rstrip("/"))
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", proxy.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    proxy.url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        proxy.session = session
+        try:
+            yield proxy
+        finally:
+            await runner.cleanup()
+
+
+def max_in_window(times: list[float], width: float = 1.0) -> int:
+    """The most events in any window of `width` seconds."""
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - width:
+            j += 1
+        best = max(best, i - j + 1)
+    return best

@@ -18,7 +18,6 @@ from shared.api_models import (
     Change,
     Comparison,
     Name,
-    Provider,
     RefreshStatus,
     Schedule,
     Source,
@@ -56,6 +55,11 @@ async def respond(request: web.Request, key: str, tags: frozenset[str], build: A
     return web.Response(body=entry.body, content_type="application/json", headers=headers)
 
 
+def json_page(docs: list[str], total: int, next_cursor: str | None) -> bytes:
+    """A list answer around objects that are JSON text already (spliced, not re-encoded)."""
+    return b'{"data":[' + ",".join(docs).encode() + b'],"total":%d,"next_cursor":%s}' % (total, _json(next_cursor))
+
+
 def _cache_key(request: web.Request) -> str:
     return request.path + "?" + urlencode(sorted(request.query.items()))
 
@@ -77,17 +81,7 @@ async def list_models(request: web.Request, fixed: dict[str, str] | None = None)
 
     async def build() -> bytes:
         docs, total, position = await q.list_models(pool, mq)
-        cursor = encode_cursor(cursor_kind(mq), position) if position else None
-        nc = _json(cursor)
-        return (
-            b'{"data":['
-            + ",".join(docs).encode()
-            + b'],"total":'
-            + str(total).encode()
-            + b',"next_cursor":'
-            + nc
-            + b"}"
-        )
+        return json_page(docs, total, encode_cursor(cursor_kind(mq), position) if position else None)
 
     return await respond(request, _cache_key(request), tags, build)
 
@@ -304,21 +298,6 @@ async def capabilities(request: web.Request) -> web.Response:
 # -- providers ---------------------------------------------------------------------------------
 
 
-def _provider(r: Any) -> Provider:
-    return Provider(
-        id=r["id"],
-        name=r["name"],
-        env=r["env"],
-        npm=r["npm"],
-        api=r["api"],
-        doc=r["doc"],
-        model_count=r["model_count"],
-        first_seen_at=r["first_seen_at"],
-        updated_at=r["updated_at"],
-        removed_at=r["removed_at"],
-    )
-
-
 async def list_providers(request: web.Request) -> web.Response:
     bad = [(k, "unknown parameter") for k in request.query if k != "include_removed"]
     inc = request.query.get("include_removed", "false").lower()
@@ -329,8 +308,10 @@ async def list_providers(request: web.Request) -> web.Response:
     pool = request.app[keys.POOL]
 
     async def build() -> bytes:
-        rows = await q.list_providers(pool, inc in ("true", "1"))
-        return _json({"data": [_provider(r) for r in rows], "total": len(rows), "next_cursor": None})
+        docs = await q.list_providers(pool, inc in ("true", "1"))
+        return (
+            b'{"data":[' + ",".join(docs).encode() + b'],"total":' + str(len(docs)).encode() + b',"next_cursor":null}'
+        )
 
     return await respond(request, _cache_key(request), frozenset({ALL}), build)
 
@@ -340,10 +321,10 @@ async def get_provider(request: web.Request) -> web.Response:
     pool = request.app[keys.POOL]
 
     async def build() -> bytes:
-        row = await q.get_provider(pool, pid)
-        if row is None:
+        doc = await q.get_provider(pool, pid)
+        if doc is None:
             raise NotFound(f"no provider {pid!r}")
-        return _json(_provider(row))
+        return doc.encode()
 
     return await respond(request, _cache_key(request), frozenset({pid}), build)
 

@@ -11,6 +11,11 @@ from shared.db import Conn, Queryable
 _UPDATE_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in MODEL_COLUMNS if c not in ("provider_id", "model_id"))
 
 
+async def catalog_is_empty(conn: Queryable) -> bool:
+    """True before any provider was ever stored."""
+    return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM providers)")
+
+
 async def listed_model_count(conn: Conn) -> int:
     """How many models are listed now."""
     return int(await conn.fetchval("SELECT count(*) FROM models WHERE removed_at IS NULL"))

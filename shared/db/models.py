@@ -176,21 +176,30 @@ async def changes_since(
     )
 
 
-PROVIDER_COLUMNS = """p.id, p.name, p.env, p.npm, p.api, p.doc, p.first_seen_at, p.updated_at, p.removed_at,
-    (SELECT count(*) FROM models m WHERE m.provider_id = p.id AND m.removed_at IS NULL) AS model_count"""
+#: The API's provider object: the upstream provider object as received, plus modelmeta's fields.
+#: content_hash changes whenever the provider or any of its models does (mirrors compare it).
+PROVIDER_JSON = """(p.raw || jsonb_build_object(
+    'model_count', (SELECT count(*) FROM models m WHERE m.provider_id = p.id AND m.removed_at IS NULL),
+    'content_hash', p.content_hash,
+    'first_seen_at', api_time(p.first_seen_at),
+    'updated_at', api_time(p.updated_at),
+    'removed_at', api_time(p.removed_at)))::text"""
 
 
-async def list_providers(conn: Queryable, include_removed: bool = False) -> list[Any]:
-    return list(
-        await conn.fetch(
-            f"SELECT {PROVIDER_COLUMNS} FROM providers p WHERE $1 OR p.removed_at IS NULL ORDER BY p.id",
-            include_removed,
-        )
+async def list_providers(conn: Queryable, include_removed: bool = False) -> list[str]:
+    """Provider objects as JSON text, by id."""
+    rows = await conn.fetch(
+        f"SELECT {PROVIDER_JSON} FROM providers p WHERE $1 OR p.removed_at IS NULL ORDER BY p.id",
+        include_removed,
     )
+    return [r[0] for r in rows]
 
 
-async def get_provider(conn: Queryable, provider_id: str) -> Any:
-    return await conn.fetchrow(f"SELECT {PROVIDER_COLUMNS} FROM providers p WHERE p.id = $1", provider_id)
+async def get_provider(conn: Queryable, provider_id: str) -> str | None:
+    """One provider object as JSON text."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        f"SELECT {PROVIDER_JSON} FROM providers p WHERE p.id = $1", provider_id
+    )
 
 
 async def capability_counts(conn: Queryable) -> dict[str, int]:

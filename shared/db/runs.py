@@ -180,6 +180,7 @@ async def fan_out(
     *,
     snapshot_id: int | None,
     source_url: str,
+    source_kind: str,
     etag: str | None,
     sha256: str | None,
     fallback_reason: str | None,
@@ -193,7 +194,7 @@ async def fan_out(
     await conn.execute(
         """
         UPDATE refresh_runs SET providers_total = $2, providers_pending = $2, snapshot_id = $3,
-            source_url = $4, etag = $5, sha256 = $6, fallback_reason = $7
+            source_url = $4, etag = $5, sha256 = $6, fallback_reason = $7, source_kind = $8
         WHERE id = $1
         """,
         run_id,
@@ -203,7 +204,26 @@ async def fan_out(
         etag,
         sha256,
         fallback_reason,
+        source_kind,
     )
+
+
+async def peek_provider_run(conn: Queryable, run_id: int, provider_id: str) -> asyncpg.Record | None:
+    """A pending provider-run with its run's source, read without locking (None when not pending)."""
+    return await conn.fetchrow(
+        """
+        SELECT p.slice, p.slice_hash, r.source_kind, r.source_url
+        FROM refresh_provider_runs p JOIN refresh_runs r ON r.id = p.run_id
+        WHERE p.run_id = $1 AND p.provider_id = $2 AND p.status = 'pending'
+        """,
+        run_id,
+        provider_id,
+    )
+
+
+async def lock_provider_for_sync(conn: Conn, provider_id: str) -> None:
+    """Serialise the syncs of one provider (across runs) until this transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sync:' || $1))", provider_id)
 
 
 async def lock_provider_run(conn: Conn, run_id: int, provider_id: str) -> asyncpg.Record | None:
