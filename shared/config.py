@@ -89,6 +89,7 @@ class Settings:
     worker_heartbeat_timeout_ms: int = 60_000
     worker_maintenance_chance: int = 1000
     provider_max_attempts: int = 5
+    stale_run_after: float = 600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -150,6 +151,7 @@ class Settings:
         get("WORKER_HEARTBEAT_TIMEOUT_MS", positive_int, "worker_heartbeat_timeout_ms")
         get("WORKER_MAINTENANCE_CHANCE", positive_int, "worker_maintenance_chance")
         get("PROVIDER_MAX_ATTEMPTS", positive_int, "provider_max_attempts")
+        get("STALE_RUN_AFTER", parse_duration, "stale_run_after")
         return dataclasses.replace(d, **values)  # type: ignore[arg-type]
 
     @property

@@ -6,12 +6,14 @@ takes its resources explicitly and is safe to run twice for the same message.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import aiohttp
 import asyncpg
 import msgspec
 import structlog
@@ -31,8 +33,10 @@ from shared.config import Settings
 from shared.db import Conn
 from shared.db import catalog as db
 from shared.db import runs as runs_db
+from shared.db.pool import create_pool
 from shared.errors import IntegrityGuardTripped, MalformedDocument, UpstreamError, UpstreamUnavailable
 from shared.metrics import INVALIDATIONS, PROVIDER_FAILURES, PROVIDER_SYNCS, REFRESH_DURATION
+from shared.ratelimit import RateLimiter
 from shared.sources import Fetched, HttpFetcher, ModelmetaSource, parse_provider_listing
 
 log = structlog.get_logger(__name__)
@@ -66,6 +70,30 @@ class SyncOutcome:
     unchanged: int = 0
     catalog_version: int | None = None
     run_closed: str | None = None
+
+
+async def open_context(settings: Settings, *, client_name: str = "worker") -> RefreshContext:
+    """Open the pool, Redis client and HTTP session that the pipeline uses."""
+    pool = await create_pool(settings.database_url, min_size=1, max_size=8)
+    redis = Redis.from_url(settings.redis_url, client_name=f"{settings.redis_prefix}:{client_name}")
+    session = aiohttp.ClientSession(headers={"User-Agent": "modelmeta/0.1"})
+    limiter = RateLimiter(redis, settings.redis_prefix, settings.upstream_rate_limit)
+    fetcher = HttpFetcher(
+        session,
+        limiter,
+        timeout=settings.upstream_timeout,
+        max_bytes=settings.upstream_max_bytes,
+        attempts=settings.upstream_attempts,
+        token=settings.upstream_token,
+    )
+    return RefreshContext(settings=settings, pool=pool, redis=redis, fetcher=fetcher)
+
+
+async def close_context(ctx: RefreshContext) -> None:
+    """Close what open_context opened."""
+    await ctx.fetcher.session.close()
+    await ctx.redis.aclose()
+    await ctx.pool.close()
 
 
 async def request_refresh(
@@ -391,3 +419,46 @@ async def record_failure(ctx: RefreshContext, run_id: int, provider_id: str, err
     if pending == 0:
         await close_run(ctx, run_id)
     return None
+
+
+#: How often a stalled run's pending work is sent again before the run is closed as failed.
+MAX_RESENDS = 3
+
+
+async def sweep_stalled_runs(
+    ctx: RefreshContext,
+    *,
+    idle_seconds: float,
+    send_plan: Callable[[int], None],
+    send_sync: Callable[[int, str], None],
+) -> list[tuple[int, str]]:
+    """Recover runs whose messages were lost: resend their pending work from PostgreSQL (the
+    actors are idempotent, so a message that was only slow does no harm), and after MAX_RESENDS
+    close the run as failed. Returns (run_id, action) for each run it touched."""
+    actions: list[tuple[int, str]] = []
+    async with ctx.pool.acquire() as conn:
+        stalled = await runs_db.stalled_runs(conn, idle_seconds)
+    for run in stalled:
+        run_id = run["id"]
+        if run["resends"] < MAX_RESENDS:
+            async with ctx.pool.acquire() as conn:
+                pending = await runs_db.pending_providers(conn, run_id) if run["planned"] else []
+                await runs_db.mark_resent(conn, run_id)
+            if run["planned"]:
+                for pid in pending:
+                    await asyncio.to_thread(send_sync, run_id, pid)
+            else:
+                await asyncio.to_thread(send_plan, run_id)
+            log.warning("stalled_run_resent", run_id=run_id, resends=run["resends"] + 1, providers=len(pending))
+            actions.append((run_id, "resent"))
+            continue
+        error = f"no progress for {idle_seconds:g}s after {MAX_RESENDS} resends; gave up"
+        if run["planned"]:
+            async with ctx.pool.acquire() as conn, conn.transaction():
+                await runs_db.give_up_run(conn, run_id, error)
+            await close_run(ctx, run_id)
+        else:
+            await fail_run(ctx.pool, run_id, error)
+        log.error("stalled_run_closed", run_id=run_id, error=error)
+        actions.append((run_id, "closed"))
+    return actions

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import msgspec
 import structlog
 from aiohttp import web
@@ -26,6 +27,17 @@ LATENCY = Histogram(
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Errors that mean "the database is not there right now", not "this request is wrong".
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -103,6 +115,16 @@ async def _errors(request: web.Request, handler: Handler, rid: str) -> web.Strea
         if e.status < 400:
             raise
         return problem(e.status, e.reason, e.text or e.reason, request_id=rid, headers=_allow(e))
+    except _UNAVAILABLE as e:
+        # PostgreSQL restarting or unreachable: what is cached is still served; the rest waits.
+        log.warning("database_unavailable", path=request.path, error=f"{type(e).__name__}: {e}")
+        return problem(
+            503,
+            "Service Unavailable",
+            "the catalog database is unavailable; retry shortly",
+            request_id=rid,
+            headers={"Retry-After": "5"},
+        )
     except Exception:
         log.exception("unhandled_error", path=request.path, method=request.method)
         return problem(500, "Internal Server Error", "an unexpected error; it has been logged", request_id=rid)

@@ -23,14 +23,14 @@ from redis.exceptions import LockError, RedisError
 
 from shared.config import Settings
 from shared.db import runs as runs_db
-from shared.db.pool import create_pool
-from shared.refresh import request_refresh
+from shared.refresh import RefreshContext, close_context, open_context, request_refresh, sweep_stalled_runs
 from shared.schedule import ScheduleState, claim_slot, slot_at, write_state
 
 log = structlog.get_logger(__name__)
 
 LEASE = 5.0
 TICK = 1.0
+SWEEP_EVERY = 5.0
 
 
 async def last_success_at(pool: object, interval: float) -> float | None:
@@ -53,11 +53,12 @@ async def enqueue_refresh(pool: object) -> int:
 
 async def scheduler(settings: Settings, stop: asyncio.Event) -> None:
     identity = f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
-    redis = Redis.from_url(settings.redis_url)
-    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    ctx = await open_context(settings, client_name="scheduler")
+    redis, pool = ctx.redis, ctx.pool
     lock = Lock(redis, f"{settings.redis_prefix}:scheduler:leader", timeout=LEASE)
     leading = False
     cold_start = True
+    next_sweep = 0.0
     interval = settings.refresh_interval
     log.info("scheduler_started", identity=identity, interval=interval)
     try:
@@ -71,10 +72,13 @@ async def scheduler(settings: Settings, stop: asyncio.Event) -> None:
                     await lock.reacquire()
                 if leading and await tick(settings, redis, pool, identity, interval, cold_start=cold_start):
                     cold_start = False
+                if leading and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + SWEEP_EVERY
+                    await sweep(ctx)
             except LockError:
                 log.warning("scheduler_lost_lead", identity=identity)
                 leading = False
-            except (RedisError, OSError) as e:
+            except (RedisError, OSError, asyncpg.PostgresError) as e:
                 log.warning("scheduler_tick_failed", error=str(e))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK)
@@ -82,9 +86,17 @@ async def scheduler(settings: Settings, stop: asyncio.Event) -> None:
         if leading:
             with contextlib.suppress(LockError, RedisError):
                 await lock.release()
-        await pool.close()
-        await redis.aclose()
+        await close_context(ctx)
         log.info("scheduler_stopped", identity=identity)
+
+
+async def sweep(ctx: RefreshContext) -> None:
+    """Resend the work of runs that stopped making progress, or close them (the leader only)."""
+    from services.worker.actors import plan_refresh, sync_provider
+
+    await sweep_stalled_runs(
+        ctx, idle_seconds=ctx.settings.stale_run_after, send_plan=plan_refresh.send, send_sync=sync_provider.send
+    )
 
 
 async def tick(

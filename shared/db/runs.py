@@ -357,3 +357,41 @@ async def catalog_status(conn: Queryable) -> dict[str, Any]:
         rid = out.pop(f"{key}_id")
         out[key] = await get_run(conn, rid) if rid is not None else None
     return out
+
+
+async def stalled_runs(conn: Queryable, idle_seconds: float) -> list[asyncpg.Record]:
+    """Open runs with no progress (requested, started, a provider finished, work resent) for a while."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT r.id, r.status, r.resends,
+                   EXISTS (SELECT 1 FROM refresh_provider_runs p WHERE p.run_id = r.id) AS planned
+            FROM refresh_runs r
+            WHERE r.status IN ('queued', 'running')
+              AND greatest(r.requested_at, r.started_at, r.resent_at,
+                           (SELECT max(p.finished_at) FROM refresh_provider_runs p WHERE p.run_id = r.id))
+                  < now() - make_interval(secs => $1::float8)
+            ORDER BY r.id
+            """,
+            idle_seconds,
+        )
+    )
+
+
+async def mark_resent(conn: Queryable, run_id: int) -> None:
+    await conn.execute("UPDATE refresh_runs SET resends = resends + 1, resent_at = now() WHERE id = $1", run_id)
+
+
+async def give_up_run(conn: Conn, run_id: int, error: str) -> None:
+    """Fail every pending provider of a stalled run; the caller then closes it."""
+    await conn.execute(
+        """
+        WITH failed AS (
+            UPDATE refresh_provider_runs SET status = 'failed', error = $2, slice = NULL, finished_at = now()
+            WHERE run_id = $1 AND status = 'pending' RETURNING 1)
+        UPDATE refresh_runs SET providers_pending = 0, status = 'running', started_at = coalesce(started_at, now())
+        WHERE id = $1
+        """,
+        run_id,
+        error,
+    )

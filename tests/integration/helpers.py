@@ -9,11 +9,10 @@ from typing import Any
 
 import asyncpg
 
-from services.worker.middleware import close_context, open_context
 from shared import refresh
 from shared.config import Settings
 from shared.db import runs as runs_db
-from shared.refresh import RefreshContext
+from shared.refresh import RefreshContext, close_context, open_context
 
 
 @asynccontextmanager

@@ -198,3 +198,26 @@ async def test_failing_provider_is_retried_then_marked_failed(settings: Settings
         assert again["status"] == "succeeded"
         assert again["providers_total"] == 1
         assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+
+
+async def test_upstream_going_away_mid_download(settings: Settings) -> None:
+    async def cut(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": str(len(SAMPLE_BODY))})
+        await resp.prepare(request)
+        await resp.write(SAMPLE_BODY[: len(SAMPLE_BODY) // 3])
+        assert request.transport is not None
+        request.transport.close()
+        return resp
+
+    async with fake_upstream(SAMPLE_BODY) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        # Cut once: the retry gets the whole document.
+        up.script = [cut]
+        run = await refresh_inline(ctx)
+        assert run["status"] == "succeeded"
+        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+        # Cut on every attempt: a clear error, and nothing changes.
+        up.script = [cut, cut]
+        run = await refresh_inline(ctx, force=True)
+        assert run["status"] == "failed"
+        assert "after 2 attempts" in run["error"]
+        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
