@@ -141,8 +141,8 @@ async def poll_version(
     while not stop.is_set():
         try:
             cache.saw_version(await catalog_version(pool))
-        except (OSError, asyncpg.PostgresError) as e:
-            log.warning("catalog_version_check_failed", error=str(e))
+        except Exception as e:  # PostgreSQL away: keep serving the cache, check again shortly
+            log.warning("catalog_version_check_failed", error=f"{type(e).__name__}: {e}")
         try:
             await events.acknowledge(redis, prefix, instance, cache.version)
         except Exception as e:

@@ -78,8 +78,8 @@ async def scheduler(settings: Settings, stop: asyncio.Event) -> None:
             except LockError:
                 log.warning("scheduler_lost_lead", identity=identity)
                 leading = False
-            except (RedisError, OSError, asyncpg.PostgresError) as e:
-                log.warning("scheduler_tick_failed", error=str(e))
+            except Exception as e:  # Redis or PostgreSQL away for a moment: try again next tick
+                log.warning("scheduler_tick_failed", error=f"{type(e).__name__}: {e}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK)
     finally:
