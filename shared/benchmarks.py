@@ -48,7 +48,7 @@ def parse_benchmarks(data: bytes, *, csv_format: bool) -> list[BenchmarkIn]:
             ]
         else:
             items = msgspec.json.decode(data, type=BenchmarkList)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, csv.Error) as e:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, csv.Error, RecursionError) as e:
         raise BadRequest(f"invalid benchmark data: {e}", [("body", str(e))]) from None
     if not items:
         raise BadRequest("no benchmark results", [("body", "expected at least one result")])

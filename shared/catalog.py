@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from shared.errors import MalformedDocument
-from shared.schemas.catalog import Document, Model
+from shared.schemas.catalog import Document, Model, Provider
 
 _slices_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _document_decoder = msgspec.json.Decoder(Document)
@@ -73,7 +73,7 @@ def parse_document(body: bytes) -> ParsedDocument:
     try:
         document = _document_decoder.decode(body)
         slices = _slices_decoder.decode(body)
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, RecursionError) as e:
         raise MalformedDocument(f"not a models.dev document: {e}") from None
     if not document:
         raise MalformedDocument("not a models.dev document: it lists no providers")
@@ -116,21 +116,13 @@ def decode_provider_slice(provider_id: str, data: bytes) -> tuple[ProviderRecord
             raise MalformedDocument(f"provider {provider_id!r}: expected an object with `models`")
         models_raw: dict[str, Any] = obj.pop("models")
         models = {mid: ModelRecord(mid, m, content_hash(m), msgspec.convert(m, Model)) for mid, m in models_raw.items()}
-        name = obj.get("name")
-        if not isinstance(name, str):
-            raise MalformedDocument(f"provider {provider_id!r}: `name` must be a string")
+        meta = msgspec.convert({**obj, "models": {}}, Provider)
         provider = ProviderRecord(
-            id=provider_id,
-            name=name,
-            env=[e for e in obj.get("env") or [] if isinstance(e, str)],
-            npm=obj.get("npm"),
-            api=obj.get("api"),
-            doc=obj.get("doc"),
-            raw=obj,
+            id=provider_id, name=meta.name, env=list(meta.env), npm=meta.npm, api=meta.api, doc=meta.doc, raw=obj
         )
     except msgspec.ValidationError as e:
         raise MalformedDocument(f"provider {provider_id!r}: {e}") from None
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, RecursionError) as e:
         raise MalformedDocument(f"provider {provider_id!r}: {e}") from None
     return provider, models
 

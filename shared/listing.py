@@ -208,6 +208,6 @@ def decode_cursor(value: str, kind: str, errors: list[tuple[str, str]]) -> list[
         if not all(isinstance(x, str) for x in data[-2:]):
             raise ValueError
         return data[1:]
-    except (ValueError, msgspec.DecodeError, UnicodeDecodeError):
+    except (ValueError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         errors.append(("cursor", "not a cursor of this list (use next_cursor from the previous page)"))
         return None

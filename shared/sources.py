@@ -188,7 +188,7 @@ def parse_provider_listing(body: bytes) -> ProviderListing:
     try:
         typed = msgspec.json.decode(body, type=_ProviderPage)
         raw = msgspec.json.decode(body, type=_RawPage).data
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, RecursionError) as e:
         raise MalformedDocument(f"not a modelmeta provider list: {e}") from None
     providers = {
         p.id: msgspec.json.encode({k: v for k, v in r.items() if k not in _PROVIDER_ADDED})
@@ -246,7 +246,7 @@ class ModelmetaSource:
                     for obj in decoded.data:
                         mid, raw = upstream_model(obj)
                         models[mid] = raw
-                except (msgspec.DecodeError, KeyError) as e:
+                except (msgspec.DecodeError, KeyError, RecursionError) as e:
                     raise MalformedDocument(f"provider {provider_id!r}: not a modelmeta model page: {e}") from None
                 cursor = decoded.next_cursor
                 if cursor is None:

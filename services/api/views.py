@@ -424,7 +424,7 @@ async def post_refresh(request: web.Request) -> web.Response:
     data = await _body(request)
     try:
         body = msgspec.json.decode(data, type=RefreshRequest) if data.strip() else RefreshRequest()
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, RecursionError) as e:
         raise BadRequest(f"invalid body: {e}", [("body", str(e))]) from None
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:

@@ -18,6 +18,11 @@ def _tsquery(text: str) -> str | None:
     return " & ".join(f"{w.replace(chr(39), '')}:*" for w in words) or None
 
 
+def _escape_like(text: str) -> str:
+    """`text` matched literally by LIKE: its wildcards and the escape character escaped."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class _Where:
     def __init__(self) -> None:
         self.parts: list[str] = []
@@ -72,18 +77,24 @@ def _filters(q: ModelQuery) -> _Where:
 async def list_models(conn: Queryable, q: ModelQuery) -> tuple[list[str], int, list[Any] | None]:
     """(model JSON texts, total matching, position after the last row or None at the end)."""
     w = _filters(q)
+    ts = None
+    if q.q:
+        pattern = w.arg("%" + _escape_like(q.q.lower()) + "%")
+        tsq = _tsquery(q.q)
+        ts = f"to_tsquery('simple', {w.arg(tsq)}::text)" if tsq else None
+        match = f"search_text LIKE {pattern}::text"  # search_text is lower-cased already
+        w.add(f"({match} OR search @@ {ts})" if ts else match)
+    where = w.sql()
+    # The page query takes every argument of the count query (w) and then its own.
+    page = _Where()
+    page.parts, page.args = list(w.parts), list(w.args)
     rank_sql = None
     if q.q:
-        text = w.arg(q.q.lower())
-        tsq = _tsquery(q.q)
-        ts = f"to_tsquery('simple', {w.arg(tsq)})" if tsq else None
-        match = f"search_text ILIKE '%' || {text} || '%'"
-        w.add(f"({match} OR search @@ {ts})" if ts else match)
+        text = page.arg(q.q.lower()) + "::text"
         rank_sql = (
             f"(({f'ts_rank(search, {ts})' if ts else '0'}) + similarity(search_text, {text})"
             f" + CASE WHEN lower(name) = {text} OR lower(model_id) = {text} THEN 1 ELSE 0 END)::float8"
         )
-    where = w.sql()
 
     if q.sort:
         asc_key, desc_key, typ = SORTS[q.sort]
@@ -93,8 +104,6 @@ async def list_models(conn: Queryable, q: ModelQuery) -> tuple[list[str], int, l
         key, typ, direction = rank_sql, "float8", "DESC"
     else:
         key, typ, direction = "provider_id", "text", "ASC"
-    page = _Where()
-    page.parts, page.args = list(w.parts), list(w.args)
     if q.cursor is not None:
         value, pid, mid = q.cursor
         try:
