@@ -84,5 +84,5 @@ def test_arbitrary_bytes_fail_cleanly(body: bytes) -> None:
 
 def test_deeply_nested_input_is_a_clean_error() -> None:
     deep = b'{"a": {"id": "a", "name": "A", "models": {"m": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}}"
-    with pytest.raises(MalformedDocument, match="not a models.dev document"):
+    with pytest.raises(MalformedDocument, match=r"not a models\.dev document"):
         parse_document(deep)
