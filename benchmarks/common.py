@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -83,3 +84,60 @@ def table(rows: list[tuple[str, str, str, str]]) -> str:
 
 def now() -> float:
     return time.perf_counter()
+
+
+BENCH_DIR = ROOT / ".bench"
+
+
+def write_results(name: str, rows: list[tuple[str, str, str, str]], extra: dict[str, object] | None = None) -> None:
+    """Keep a benchmark's table for benchmarks/report.py (make bench puts them in the README)."""
+    import json
+
+    BENCH_DIR.mkdir(exist_ok=True)
+    (BENCH_DIR / f"{name}.json").write_text(json.dumps({"rows": rows, "cores": os.cpu_count(), **(extra or {})}))
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The peak resident memory (VmHWM) of a live process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def copy_floor(path: Path) -> tuple[float, int]:
+    """The floor: one process reads the file, flattens it and COPY-upserts every model in one
+    transaction into an empty database, with no queue; (seconds, models)."""
+    from shared.catalog import decode_provider_slice, model_row, parse_document
+    from shared.db import catalog as db
+    from shared.db.pool import create_pool
+
+    async with scratch_database() as dsn:
+        pool = await create_pool(dsn, min_size=1, max_size=1)
+        started = now()
+        doc = parse_document(path.read_bytes())
+        rows = []
+        async with pool.acquire() as conn, conn.transaction():
+            for pid, data in doc.slices.items():
+                provider, models = decode_provider_slice(pid, data)
+                await db.upsert_provider(conn, provider, doc.slice_hashes[pid])
+                rows.extend(model_row(pid, provider.name, m) for m in models.values())
+            n = await db.upsert_models(conn, rows)
+        elapsed = now() - started
+        await pool.close()
+        return elapsed, n
+
+
+async def timed_refresh(pool: Any, send: Any) -> tuple[float, Any]:
+    """Enqueue a whole-catalog refresh and wait for the run to close: (seconds, run)."""
+    from shared.db import runs as runs_db
+    from shared.refresh import request_refresh
+
+    started = now()
+    run, _ = await request_refresh(pool, trigger="cli")
+    send(run["id"])
+    while True:
+        r = await runs_db.get_run(pool, run["id"])
+        if r is not None and r["status"] not in ("queued", "running"):
+            return now() - started, r
+        await asyncio.sleep(0.01)

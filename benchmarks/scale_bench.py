@@ -1,0 +1,235 @@
+"""Scale: a 100,000-model, 1,000-provider synthetic catalog, 20 times today's.
+
+Refreshes through a real worker process, each beside the single-process COPY floor:
+(1) full refresh into an empty database, (2) a refresh with 5% of the models changed (rows written
+are counted: it must not rewrite unchanged rows), (3) a refresh with nothing changed (target < 1 s).
+Then the API over that catalog with its response cache off: every filter, sort and a text search,
+p50 and p99 at 16 connections (target p99 < 50 ms), with each query's EXPLAIN ANALYZE written to
+.bench/explain.txt. Peak memory of the worker and the web process (target: under 1 GiB each).
+
+    python benchmarks/scale_bench.py [--models 100000] [--providers 1000] [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.api_bench import free_port, load, wait_up
+from benchmarks.common import (
+    BENCH_DIR,
+    REDIS_URL,
+    ROOT,
+    copy_floor,
+    peak_rss_mib,
+    scratch_database,
+    table,
+    timed_refresh,
+    worker_processes,
+    write_results,
+)
+from benchmarks.synth import generate, next_version
+from shared.db.pool import create_pool
+
+QUERIES = [
+    "limit=50",
+    "provider=provider-0001,provider-0002&limit=50",
+    "capability=tool_call&limit=50",
+    "capability=vision,reasoning&limit=50",
+    "capability=audio_output&limit=50",
+    "input_modalities=image,pdf&limit=50",
+    "output_modalities=image&limit=50",
+    "family=qwen&limit=50",
+    "status=deprecated&limit=50",
+    "status=active&limit=50",
+    "min_context=1000000&limit=50",
+    "min_output=100000&limit=50",
+    "max_input_cost=0.1&limit=50",
+    "max_output_cost=1&capability=tool_call&limit=50",
+    "released_after=2026-06-01&limit=50",
+    "released_before=2023-03-01&limit=50",
+    "include_removed=true&limit=50",
+    "sort=name&limit=50",
+    "sort=-name&limit=50",
+    "sort=release_date&limit=50",
+    "sort=-release_date&limit=50",
+    "sort=input_cost&limit=50",
+    "sort=-input_cost&limit=50",
+    "sort=output_cost&limit=50",
+    "sort=-output_cost&limit=50",
+    "sort=context&limit=50",
+    "sort=-context&limit=50",
+    "capability=vision&sort=input_cost&limit=50",
+    "q=qwen&limit=50",
+    "q=gpt 4.5 pro&limit=50",
+    "q=turb&limit=50",
+]
+
+
+class _Capture:
+    """Stands in for a pool to capture the SQL a query function runs, then EXPLAINs it."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.plans: list[str] = []
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        plan = await self.pool.fetch("EXPLAIN (ANALYZE, COSTS OFF) " + sql, *args)
+        self.plans.append("\n".join(r[0] for r in plan))
+        return list(await self.pool.fetch(sql, *args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self.pool.fetchval(sql, *args)
+
+
+async def explain(pool: Any) -> str:
+    from urllib.parse import parse_qsl
+
+    from shared.db.models import list_models
+    from shared.listing import parse_model_query
+
+    out = []
+    for query in QUERIES:
+        cap = _Capture(pool)
+        await list_models(cap, parse_model_query(dict(parse_qsl(query))))
+        out.append(f"== GET /api/v1/models?{query}\n{cap.plans[0]}\n")
+    return "\n".join(out)
+
+
+async def rows_written(pool: Any, since_xid: int) -> int:
+    """Model rows inserted or updated since that transaction id (a fresh database: no wraparound)."""
+    return int(await pool.fetchval("SELECT count(*) FROM models WHERE xmin::text::bigint >= $1", since_xid))
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="modelmeta-scale-"))
+    print(f"generating {args.models:,} models across {args.providers:,} providers ...", flush=True)
+    base = generate(args.models, args.providers, seed=7)
+    changed = next_version(base, changed=0.05, seed=8)
+    paths = {"full": work / "full.json", "changed": work / "changed.json"}
+    paths["full"].write_text(json.dumps(base, separators=(",", ":")))
+    paths["changed"].write_text(json.dumps(changed, separators=(",", ":")))
+    del base, changed
+    source = work / "api.json"
+    source.write_bytes(paths["full"].read_bytes())
+
+    floor_full, n = await copy_floor(paths["full"])
+    floor_changed, _ = await copy_floor(paths["changed"])
+    results: dict[str, Any] = {}
+    async with scratch_database() as dsn:
+        prefix = f"mmbench-{uuid.uuid4().hex[:8]}"
+        env = {
+            **os.environ,
+            "DATABASE_URL": dsn,
+            "REDIS_URL": REDIS_URL,
+            "REDIS_PREFIX": prefix,
+            "MODELSDEV_URL": f"file://{source}",
+            "LOG_LEVEL": "warning",
+            "LOG_FORMAT": "json",
+            "UPSTREAM_MAX_BYTES": str(512 * 1024 * 1024),
+        }
+        os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "MODELSDEV_URL")})
+        from services.worker.actors import plan_refresh
+
+        pool = await create_pool(dsn, min_size=1, max_size=4)
+        with worker_processes(env, 1, 8) as workers:
+            await asyncio.sleep(3)
+            for name, doc in (("full", "full"), ("changed", "changed"), ("nochange", "changed")):
+                source.write_bytes(paths[doc].read_bytes())
+                xid = int(await pool.fetchval("SELECT txid_current()"))
+                seconds, run = await timed_refresh(pool, plan_refresh.send)
+                assert run["status"] in ("succeeded", "unchanged"), (name, run["status"], run["error"])
+                results[name] = (seconds, await rows_written(pool, xid), run)
+                print(f"  {name}: {seconds:.2f} s, {results[name][1]:,} rows written", flush=True)
+            worker_peak = max(peak_rss_mib(p.pid) for p in workers)
+
+        plans = await explain(pool)
+        BENCH_DIR.mkdir(exist_ok=True)
+        (BENCH_DIR / "explain.txt").write_text(plans)
+        port = free_port()
+        web = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "web"],
+            cwd=ROOT,
+            env={**env, "PORT": str(port), "CACHE_ENABLED": "false"},
+        )
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            wait_up(base_url + "/readyz")
+            api: list[tuple[str, dict[str, float]]] = []
+            for query in QUERIES:
+                stats = load(f"{base_url}/api/v1/models?{query.replace(' ', '%20')}", 16, args.seconds)
+                api.append((query, stats))
+                print(f"  {query}: p50 {stats['p50_ms']:.1f} ms, p99 {stats['p99_ms']:.1f} ms", flush=True)
+            started = time.perf_counter()
+            with urllib.request.urlopen(base_url + "/api.json", timeout=120) as r:
+                size = len(r.read())
+            api_json_s = time.perf_counter() - started
+            web_peak = peak_rss_mib(web.pid)
+        finally:
+            web.terminate()
+            web.wait(30)
+        await pool.close()
+
+    worst = max(api, key=lambda x: x[1]["p99_ms"])
+    errors = sum(s["errors"] + s["non_200"] for _, s in api)
+    full, ch, nc = results["full"], results["changed"], results["nochange"]
+    rows = [
+        (
+            f"full refresh, {n:,} models / {args.providers:,} providers, into an empty database",
+            f"{full[0]:.1f} s ({full[1]:,} rows written)",
+            f"{floor_full:.1f} s (COPY floor)",
+            f"{full[0] / floor_full:.2f}x (target <= 4x)",
+        ),
+        (
+            "refresh with 5% of the models changed",
+            f"{ch[0]:.1f} s ({ch[1]:,} rows written)",
+            f"{floor_changed:.1f} s (COPY floor, every row)",
+            f"{ch[0] / floor_changed:.2f}x",
+        ),
+        ("refresh with nothing changed", f"{nc[0]:.2f} s ({nc[1]:,} rows written)", "1 s (target)", f"{nc[0]:.2f}x"),
+        (
+            "uncached list queries at 16 connections: worst p99 of all filters and sorts",
+            f"{worst[1]['p99_ms']:.1f} ms ({worst[0]})",
+            "50 ms (target)",
+            f"{worst[1]['p99_ms'] / 50:.2f}x",
+        ),
+        ("median p50 of those queries", f"{sorted(s['p50_ms'] for _, s in api)[len(api) // 2]:.1f} ms", "", ""),
+        ("errors in those queries", str(int(errors)), "0", ""),
+        ("GET /api.json of the whole catalog", f"{api_json_s:.2f} s ({size / 1e6:.0f} MB)", "", ""),
+        (
+            "peak memory: worker / web",
+            f"{worker_peak:.0f} MiB / {web_peak:.0f} MiB",
+            "1024 MiB (limit)",
+            f"{max(worker_peak, web_peak) / 1024:.2f}x",
+        ),
+    ]
+    print(table(rows))
+    print("per query (p50 / p99 ms):")
+    for query, s in api:
+        print(f"  {s['p50_ms']:6.1f} / {s['p99_ms']:6.1f}  {query}")
+    print(f"EXPLAIN ANALYZE of each query: {BENCH_DIR / 'explain.txt'}")
+    write_results("3-scale", rows, {"queries": [(q, s["p50_ms"], s["p99_ms"]) for q, s in api]})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", type=int, default=100_000)
+    ap.add_argument("--providers", type=int, default=1_000)
+    ap.add_argument("--seconds", type=float, default=3.0, help="load per query")
+    asyncio.run(main_async(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
