@@ -149,3 +149,25 @@ async def poll_version(
             log.warning("ack_failed", error=str(e))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
+
+
+class TotalsMemo:
+    """List totals by filter, for the catalog version they were counted at. A total does not depend
+    on sort, cursor or limit, so walking the pages of a list counts it once."""
+
+    def __init__(self, cache: ResponseCache, max_entries: int = 10_000) -> None:
+        self.cache = cache
+        self.max_entries = max_entries
+        self.version = -1
+        self.totals: dict[str, int] = {}
+
+    def get(self, key: str) -> int | None:
+        if self.version != self.cache.version:
+            self.version, self.totals = self.cache.version, {}
+        return self.totals.get(key)
+
+    def put(self, key: str, version: int, total: int) -> None:
+        if version == self.cache.version == self.version:
+            if len(self.totals) >= self.max_entries:
+                self.totals.clear()
+            self.totals[key] = total

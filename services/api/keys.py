@@ -8,12 +8,13 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
-from services.api.cache import ResponseCache
+from services.api.cache import ResponseCache, TotalsMemo
 from shared.config import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)
 CACHE = web.AppKey("cache", ResponseCache)
+TOTALS = web.AppKey("totals", TotalsMemo)
 #: Sends plan_refresh(run_id) to the workers (blocking; called in a thread).
 ENQUEUE: web.AppKey[Callable[[int], None]] = web.AppKey("enqueue")

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
 from services.api import keys, views
-from services.api.cache import ResponseCache, listen, poll_version
+from services.api.cache import ResponseCache, TotalsMemo, listen, poll_version
 from services.api.middlewares import request_context
 from services.api.openapi import docs_page, openapi_document
 from shared.config import Settings
@@ -36,6 +36,7 @@ def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = No
     app = web.Application(middlewares=[request_context], client_max_size=views.MAX_BODY)
     app[keys.SETTINGS] = settings
     app[keys.CACHE] = ResponseCache(settings.cache_ttl, enabled=settings.cache_enabled)
+    app[keys.TOTALS] = TotalsMemo(app[keys.CACHE])
     app[keys.ENQUEUE] = enqueue or _default_enqueue
     app.cleanup_ctx.append(_resources)
     r = app.router

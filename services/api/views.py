@@ -79,8 +79,15 @@ async def list_models(request: web.Request, fixed: dict[str, str] | None = None)
     pool = request.app[keys.POOL]
     tags = frozenset(mq.providers) if mq.providers else frozenset({ALL})
 
+    totals = request.app[keys.TOTALS]
+    filter_key = urlencode(
+        sorted((k, v) for k, v in {**request.query, **(fixed or {})}.items() if k not in ("cursor", "limit", "sort"))
+    )
+
     async def build() -> bytes:
-        docs, total, position = await q.list_models(pool, mq)
+        version = request.app[keys.CACHE].version
+        docs, total, position = await q.list_models(pool, mq, known_total=totals.get(filter_key))
+        totals.put(filter_key, version, total)
         return json_page(docs, total, encode_cursor(cursor_kind(mq), position) if position else None)
 
     return await respond(request, _cache_key(request), tags, build)

@@ -13,9 +13,9 @@ from shared.listing import CAPABILITIES, SORTS, ModelQuery
 MODEL_JSON = "api_doc"
 
 
-def _tsquery(text: str) -> str | None:
-    words = re.findall(r"[\w.]+", text.lower())
-    return " & ".join(f"{w.replace(chr(39), '')}:*" for w in words) or None
+def _words(text: str) -> list[str]:
+    """The words of a search, lower-cased: runs of letters, digits, `.` and `-`."""
+    return re.findall(r"[\w.-]+", text.lower())
 
 
 def _escape_like(text: str) -> str:
@@ -74,26 +74,36 @@ def _filters(q: ModelQuery) -> _Where:
     return w
 
 
-async def list_models(conn: Queryable, q: ModelQuery) -> tuple[list[str], int, list[Any] | None]:
-    """(model JSON texts, total matching, position after the last row or None at the end)."""
+async def list_models(
+    conn: Queryable, q: ModelQuery, *, known_total: int | None = None
+) -> tuple[list[str], int, list[Any] | None]:
+    """(model JSON texts, total matching, position after the last row or None at the end).
+
+    known_total: the total, when the caller already knows it for this catalog version (it does
+    not depend on sort, cursor or limit), so that it is not counted again.
+    """
     w = _filters(q)
-    ts = None
+    words = _words(q.q) if q.q else []
     if q.q:
-        pattern = w.arg("%" + _escape_like(q.q.lower()) + "%")
-        tsq = _tsquery(q.q)
-        ts = f"to_tsquery('simple', {w.arg(tsq)}::text)" if tsq else None
-        match = f"search_text LIKE {pattern}::text"  # search_text is lower-cased already
-        w.add(f"({match} OR search @@ {ts})" if ts else match)
+        # Every word a substring of the model's id, name, family or provider (trigram-indexed), so
+        # partial names match; with no word in the query, the whole query as one substring.
+        for word in words or [q.q.lower()]:
+            w.add(f"search_text LIKE {w.arg('%' + _escape_like(word) + '%')}::text")
     where = w.sql()
     # The page query takes every argument of the count query (w) and then its own.
     page = _Where()
     page.parts, page.args = list(w.parts), list(w.args)
     rank_sql = None
     if q.q:
+        # Best match first: the exact name or id, then a name that starts with the query, then
+        # whole-word (full-text) matches, then the rest; shorter names first among equals.
         text = page.arg(q.q.lower()) + "::text"
+        prefix = page.arg(_escape_like(q.q.lower()) + "%") + "::text"
         rank_sql = (
-            f"(({f'ts_rank(search, {ts})' if ts else '0'}) + similarity(search_text, {text})"
-            f" + CASE WHEN lower(name) = {text} OR lower(model_id) = {text} THEN 1 ELSE 0 END)::float8"
+            f"((CASE WHEN lower(name) = {text} OR lower(model_id) = {text} THEN 4 ELSE 0 END)"
+            f" + (CASE WHEN lower(name) LIKE {prefix} OR lower(model_id) LIKE {prefix} THEN 2 ELSE 0 END)"
+            f" + (CASE WHEN search @@ plainto_tsquery('simple', {text}) THEN 1 ELSE 0 END)"
+            f" - length(name) / 1000.0)::float8"
         )
 
     if q.sort:
@@ -115,14 +125,16 @@ async def list_models(conn: Queryable, q: ModelQuery) -> tuple[list[str], int, l
         page.add(f"({key} {op} {v}::{typ} OR ({key} = {v}::{typ} AND (provider_id, model_id) > ({p}, {m})))")
     limit = page.arg(q.limit + 1)
     # One round trip: the count is an uncorrelated subquery, evaluated once.
+    count = f"(SELECT count(*) FROM models WHERE {where})" if known_total is None else str(int(known_total))
     rows = await conn.fetch(
-        f"SELECT {MODEL_JSON} AS doc, {key} AS k, provider_id, model_id, "
-        f"(SELECT count(*) FROM models WHERE {where}) AS total "
+        f"SELECT {MODEL_JSON} AS doc, {key} AS k, provider_id, model_id, {count} AS total "
         f"FROM models WHERE {page.sql()} ORDER BY {key} {direction}, provider_id, model_id LIMIT {limit}",
         *page.args,
     )
     if rows:
         total = rows[0]["total"]
+    elif known_total is not None:
+        total = known_total
     else:  # past the last page, or nothing matches: the count still has to be told
         total = await conn.fetchval(f"SELECT count(*) FROM models WHERE {where}", *w.args)
     more = len(rows) > q.limit
