@@ -41,9 +41,14 @@ format: install
 mypy: install
 	$(BIN)/mypy
 
+# Every benchmark, then their tables into the README (the 100k-model and 60 s runs take minutes).
 bench: install services
+	rm -rf .bench
 	$(BIN)/python benchmarks/refresh_bench.py
 	$(BIN)/python benchmarks/api_bench.py
+	$(BIN)/python benchmarks/scale_bench.py
+	$(BIN)/python benchmarks/load_bench.py
+	$(BIN)/python benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

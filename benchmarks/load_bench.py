@@ -1,0 +1,182 @@
+"""Load: 1,000 concurrent connections held against one web process for 60 s, mixed routes.
+
+Reports errors (target: zero), p50/p99, requests per second and the web process's memory every
+10 s (target: flat), beside the same load against a bare aiohttp handler (the ceiling).
+
+    python benchmarks/load_bench.py [--connections 1000] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import resource
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+
+from benchmarks.api_bench import free_port, load_catalog, wait_up
+from benchmarks.common import REDIS_URL, REFERENCE, ROOT, scratch_database, table, write_results
+
+ROUTES = [
+    "/api/v1/models?limit=50",
+    "/api/v1/models?provider=openai&limit=50",
+    "/api/v1/models?capability=tool_call,vision&sort=input_cost&limit=20",
+    "/api/v1/models?q=claude&limit=10",
+    "/api/v1/models/openai/gpt-4o",
+    "/api/v1/models/compare?ids=openai/gpt-4o,anthropic/claude-sonnet-4-5&input_tokens=10000&output_tokens=1000",
+    "/api/v1/capabilities",
+    "/api/v1/providers",
+    "/api/v1/providers/anthropic",
+    "/api/v1/changes?limit=50",
+    "/healthz",
+]
+
+
+def _raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+
+async def drive(base: str, routes: list[str], connections: int, seconds: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors: dict[str, int] = {}
+    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        deadline = time.perf_counter() + seconds
+
+        async def one(n: int) -> None:
+            rng = random.Random(n)
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                try:
+                    async with session.get(base + rng.choice(routes)) as r:
+                        await r.read()
+                        statuses[r.status] = statuses.get(r.status, 0) + 1
+                except (aiohttp.ClientError, TimeoutError) as e:
+                    errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+                    continue
+                latencies.append(time.perf_counter() - t0)
+
+        await asyncio.gather(*(one(n) for n in range(connections)))
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
+
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / seconds,
+        "p50_ms": pct(0.5),
+        "p99_ms": pct(0.99),
+        "statuses": statuses,
+        "errors": errors,
+    }
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    _raise_fd_limit()
+    async with scratch_database() as dsn:
+        prefix = f"mmbench-{uuid.uuid4().hex[:8]}"
+        await load_catalog(dsn, prefix, args.catalog.resolve())
+        env = {
+            **os.environ,
+            "DATABASE_URL": dsn,
+            "REDIS_URL": REDIS_URL,
+            "REDIS_PREFIX": prefix,
+            "LOG_LEVEL": "warning",
+            "LOG_FORMAT": "json",
+        }
+        port, bare_port = free_port(), free_port()
+        web = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "web"],
+            cwd=ROOT,
+            env={**env, "PORT": str(port)},
+            preexec_fn=_raise_fd_limit,
+        )
+        bare_body = ROOT / ".bench" / "bare-body.json"
+        bare_body.parent.mkdir(exist_ok=True)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_up(base + "/readyz")
+            with urllib.request.urlopen(base + ROUTES[1], timeout=30) as r:
+                bare_body.write_bytes(r.read())
+            bare = subprocess.Popen(
+                [sys.executable, str(ROOT / "benchmarks" / "bare_server.py"), str(bare_body), str(bare_port)],
+                preexec_fn=_raise_fd_limit,
+            )
+            try:
+                wait_up(f"http://127.0.0.1:{bare_port}/")
+                memory: list[float] = [rss_mib(web.pid)]
+                stop = threading.Event()
+
+                def sample() -> None:
+                    while not stop.wait(10):
+                        memory.append(rss_mib(web.pid))
+
+                sampler = threading.Thread(target=sample, daemon=True)
+                sampler.start()
+                mixed = await drive(base, ROUTES, args.connections, args.seconds)
+                stop.set()
+                memory.append(rss_mib(web.pid))
+                ceiling = await drive(f"http://127.0.0.1:{bare_port}", ["/"], args.connections, min(args.seconds, 20))
+            finally:
+                bare.terminate()
+                bare.wait(10)
+        finally:
+            web.terminate()
+            web.wait(30)
+    bad = sum(v for k, v in mixed["statuses"].items() if k >= 400) + sum(mixed["errors"].values())
+    rows = [
+        (
+            f"{args.connections:,} connections held for {args.seconds:g} s, {len(ROUTES)} mixed routes",
+            f"{mixed['rps']:,.0f} req/s, p50 {mixed['p50_ms']:.0f} ms, p99 {mixed['p99_ms']:.0f} ms",
+            f"{ceiling['rps']:,.0f} req/s, p99 {ceiling['p99_ms']:.0f} ms (bare aiohttp, one route)",
+            f"{mixed['rps'] / ceiling['rps']:.0%}",
+        ),
+        ("errors (4xx, 5xx, connection errors)", str(bad), "0 (target)", ""),
+        (
+            "web memory during the run (every 10 s)",
+            " -> ".join(f"{m:.0f}" for m in memory) + " MiB",
+            "flat (target)",
+            f"{memory[-1] / memory[1]:.2f}x of the first sample",
+        ),
+    ]
+    print(f"statuses: {mixed['statuses']}; errors: {mixed['errors']}")
+    print(table(rows))
+    write_results("4-load", rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--catalog", type=Path, default=REFERENCE / "api-2026-07-02.json")
+    ap.add_argument("--connections", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    args = ap.parse_args()
+    if not args.catalog.exists():
+        sys.exit(f"{args.catalog} not found (the reference folder ../shared is absent)")
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
