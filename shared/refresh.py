@@ -138,7 +138,7 @@ async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
             return await runs_db.pending_providers(conn, run_id)
         scope: list[str] | None = run["scope"]
         force: bool = run["force"]
-        etag = None if force else await runs_db.last_good_etag(conn, url)
+        etag, good_sha256 = (None, None) if force else await runs_db.last_good_source(conn, url)
         catalog_empty = await db.catalog_is_empty(conn)
 
     fallback_reason = None
@@ -159,12 +159,20 @@ async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
 
     if fetched.body is None:
         async with ctx.pool.acquire() as conn:
-            await runs_db.finish_run(conn, run_id, "unchanged", source_url=url, etag=fetched.etag)
+            await runs_db.finish_run(conn, run_id, "unchanged", source_url=url, etag=fetched.etag, sha256=good_sha256)
         log_.info("run_unchanged", reason="304 Not Modified")
         return []
 
     body = fetched.body
     digest = sha256_hex(body)
+    if digest == good_sha256:
+        # The very document the last good run loaded (a file, or an upstream without ETags).
+        async with ctx.pool.acquire() as conn:
+            await runs_db.finish_run(
+                conn, run_id, "unchanged", source_url=fetched.url, etag=fetched.etag, sha256=digest
+            )
+        log_.info("run_unchanged", reason="same document as the last good run", sha256=digest)
+        return []
     try:
         # Per provider: its slice of the document, or (another modelmeta) its own object, whose
         # models sync_provider fetches; and the hash that says whether it changed.
@@ -388,6 +396,9 @@ async def close_run(ctx: RefreshContext, run_id: int) -> str | None:
         return None
     status, seconds = closed
     REFRESH_DURATION.labels(status).observe(seconds)
+    run = await runs_db.get_run(ctx.pool, run_id)
+    if run is not None:
+        await db.refresh_statistics_if_stale(ctx.pool, run["added"] + run["updated"] + run["removed"])
     log.info("run_closed", run_id=run_id, status=status, duration_s=round(seconds, 3))
     return status
 

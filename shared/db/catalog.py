@@ -16,7 +16,7 @@ async def catalog_is_empty(conn: Queryable) -> bool:
     return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM providers)")
 
 
-async def listed_model_count(conn: Conn) -> int:
+async def listed_model_count(conn: Queryable) -> int:
     """How many models are listed now."""
     return int(await conn.fetchval("SELECT count(*) FROM models WHERE removed_at IS NULL"))
 
@@ -143,3 +143,13 @@ async def insert_changes(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """Append change-log rows (CHANGE_COLUMNS order)."""
     if rows:
         await conn.copy_records_to_table("model_changes", records=rows, columns=CHANGE_COLUMNS)
+
+
+async def refresh_statistics_if_stale(conn: Queryable, changed_rows: int) -> bool:
+    """ANALYZE the models table after a large change, so the planner's row estimates (which pick
+    between walking an index in order and sorting) match the new catalog before autovacuum runs."""
+    listed = await listed_model_count(conn)
+    if changed_rows < max(500, listed // 10):
+        return False
+    await conn.execute("ANALYZE models")
+    return True

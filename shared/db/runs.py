@@ -119,11 +119,12 @@ async def has_provider_runs(conn: Conn, run_id: int) -> bool:
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM refresh_provider_runs WHERE run_id = $1)", run_id))
 
 
-async def last_good_etag(conn: Conn, source_url: str) -> str | None:
-    """The ETag to send: that of the last whole-catalog run, only if it fully succeeded."""
+async def last_good_source(conn: Conn, source_url: str) -> tuple[str | None, str | None]:
+    """(ETag, sha256) of what the last whole-catalog run from this source loaded, if it fully
+    succeeded: a source that answers that ETag, or that body again, has nothing new."""
     row = await conn.fetchrow(
         """
-        SELECT status, etag FROM refresh_runs
+        SELECT status, etag, sha256 FROM refresh_runs
         WHERE scope IS NULL AND source_url = $1 AND fallback_reason IS NULL
           AND status IN ('succeeded', 'unchanged', 'partial', 'failed')
         ORDER BY id DESC LIMIT 1
@@ -131,8 +132,8 @@ async def last_good_etag(conn: Conn, source_url: str) -> str | None:
         source_url,
     )
     if row is None or row["status"] not in ("succeeded", "unchanged"):
-        return None
-    return row["etag"]  # type: ignore[no-any-return]
+        return None, None
+    return row["etag"], row["sha256"]
 
 
 async def store_snapshot(conn: Conn, *, sha256: str, source_url: str, etag: str | None, body: bytes) -> int:
