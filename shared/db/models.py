@@ -93,29 +93,44 @@ async def list_models(
     # The page query takes every argument of the count query (w) and then its own.
     page = _Where()
     page.parts, page.args = list(w.parts), list(w.args)
+    rank_sql = None
+    if q.q:
+        # Best match first: the exact name or id, then a name that starts with the query, then
+        # whole-word (full-text) matches, then the rest; shorter names first among equals.
+        text = page.arg(q.q.lower()) + "::text"
+        prefix = page.arg(_escape_like(q.q.lower()) + "%") + "::text"
+        rank_sql = (
+            f"((CASE WHEN lower(name) = {text} OR lower(model_id) = {text} THEN 4 ELSE 0 END)"
+            f" + (CASE WHEN lower(name) LIKE {prefix} OR lower(model_id) LIKE {prefix} THEN 2 ELSE 0 END)"
+            f" + (CASE WHEN search @@ plainto_tsquery('simple', {text}) THEN 1 ELSE 0 END)"
+            f" - length(name) / 1000.0)::float8"
+        )
+
+    if q.sort:
+        asc_key, desc_key, typ = SORTS[q.sort]
+        key = desc_key if q.descending else asc_key
+        direction = "DESC" if q.descending else "ASC"
+    elif rank_sql:
+        key, typ, direction = rank_sql, "float8", "DESC"
+    else:
+        key, typ, direction = "provider_id", "text", "ASC"
+    if q.cursor is not None:
+        value, pid, mid = q.cursor
+        try:
+            typed = {"float8": float, "bigint": int, "text": str}[typ](value)
+        except (TypeError, ValueError):
+            raise BadRequest("invalid cursor", [("cursor", "not a cursor of this list")]) from None
+        v, p, m = page.arg(typed), page.arg(pid), page.arg(mid)
+        op = "<" if direction == "DESC" else ">"
+        page.add(f"({key} {op} {v}::{typ} OR ({key} = {v}::{typ} AND (provider_id, model_id) > ({p}, {m})))")
     limit = page.arg(q.limit + 1)
     # One round trip: the count is an uncorrelated subquery, evaluated once.
     count = f"(SELECT count(*) FROM models WHERE {where})" if known_total is None else str(int(known_total))
-
-    if q.q and not q.sort:
-        sql = _search_page(q, page, count, limit)
-    else:
-        if q.sort:
-            asc_key, desc_key, typ = SORTS[q.sort]
-            key = desc_key if q.descending else asc_key
-            direction = "DESC" if q.descending else "ASC"
-        else:
-            key, typ, direction = "provider_id", "text", "ASC"
-        if q.cursor is not None:
-            value, pid, mid = q.cursor
-            v, p, m = page.arg(_typed(value, typ)), page.arg(pid), page.arg(mid)
-            op = "<" if direction == "DESC" else ">"
-            page.add(f"({key} {op} {v}::{typ} OR ({key} = {v}::{typ} AND (provider_id, model_id) > ({p}, {m})))")
-        sql = (
-            f"SELECT {MODEL_JSON} AS doc, {key} AS k, provider_id, model_id, {count} AS total "
-            f"FROM models WHERE {page.sql()} ORDER BY {key} {direction}, provider_id, model_id LIMIT {limit}"
-        )
-    rows = await conn.fetch(sql, *page.args)
+    rows = await conn.fetch(
+        f"SELECT {MODEL_JSON} AS doc, {key} AS k, provider_id, model_id, {count} AS total "
+        f"FROM models WHERE {page.sql()} ORDER BY {key} {direction}, provider_id, model_id LIMIT {limit}",
+        *page.args,
+    )
     if rows:
         total = rows[0]["total"]
     elif known_total is not None:
@@ -127,49 +142,6 @@ async def list_models(
     # The sort value travels as text: JSON has no Infinity, and repr() of a float round-trips exactly.
     position = [str(rows[-1]["k"]), rows[-1]["provider_id"], rows[-1]["model_id"]] if more and rows else None
     return [r["doc"] for r in rows], int(total), position
-
-
-def _typed(value: Any, typ: str) -> Any:
-    try:
-        return {"float8": float, "bigint": int, "text": str}[typ](value)
-    except (TypeError, ValueError):
-        raise BadRequest("invalid cursor", [("cursor", "not a cursor of this list")]) from None
-
-
-def _search_page(q: ModelQuery, page: _Where, count: str, limit: str) -> str:
-    """Best match first, in tiers: 0 the name or id is the query, 1 starts with it, 2 has its
-    words as whole words (full text), 3 the rest; by id within a tier. Each tier is its own query
-    in id order, so a page stops after `limit` rows instead of ranking every match."""
-    assert q.q is not None
-    text = page.arg(q.q.lower()) + "::text"
-    prefix = page.arg(_escape_like(q.q.lower()) + "%") + "::text"
-    tiers = [
-        f"(lower(name) = {text} OR lower(model_id) = {text})",
-        f"(lower(name) LIKE {prefix} OR lower(model_id) LIKE {prefix})",
-        f"search @@ plainto_tsquery('simple', {text})",
-        "true",
-    ]
-    start, after = 0, None
-    if q.cursor is not None:
-        value, pid, mid = q.cursor
-        start = _typed(value, "bigint")
-        if not 0 <= start < len(tiers):
-            raise BadRequest("invalid cursor", [("cursor", "not a cursor of this list")])
-        after = f"(provider_id, model_id) > ({page.arg(pid)}, {page.arg(mid)})"
-    base = page.sql()
-    branches = []
-    for tier in range(start, len(tiers)):
-        cond = [base, tiers[tier], *(f"NOT {t}" for t in tiers[:tier])]
-        if tier == start and after:
-            cond.append(after)
-        branches.append(
-            f"(SELECT {MODEL_JSON} AS doc, {tier}::bigint AS k, provider_id, model_id FROM models "
-            f"WHERE {' AND '.join(cond)} ORDER BY provider_id, model_id LIMIT {limit})"
-        )
-    return (
-        f"SELECT doc, k, provider_id, model_id, {count} AS total FROM ({' UNION ALL '.join(branches)}) tiers "
-        f"ORDER BY k, provider_id, model_id LIMIT {limit}"
-    )
 
 
 async def get_model(conn: Queryable, provider_id: str, model_id: str) -> str | None:

@@ -121,36 +121,6 @@ async def test_search_best_match_first(client: TestClient) -> None:  # type: ign
     assert exact["data"][0]["id"] == "gemstone/gem-2.5-pro"
 
 
-async def test_search_pages_walk_every_match_once_best_first(client: TestClient) -> None:  # type: ignore[type-arg]
-    everything = (await get_json(client, "/api/v1/models?q=a&limit=500"))["data"]
-    walked = await walk(client, "/api/v1/models?q=a&limit=3")
-    assert [m["id"] for m in walked] == [m["id"] for m in everything]
-    expected = {
-        f"{p}/{m}"
-        for (p, m), o in flat_models(SAMPLE_DOC).items()
-        if "a" in f"{p}/{m} {o['name']} {o.get('family', '')} {SAMPLE_DOC[p]['name']}".lower()
-    }
-    assert {m["id"] for m in walked} == expected
-    # Best match first: the exact name or id, then names or ids that start with the query, then
-    # the query as a whole word, then the rest; by id within each tier.
-    import re
-
-    for query in ("qwen3-32b", "gem", "sonnet", "ac", "4"):
-        got = (await get_json(client, f"/api/v1/models?q={query}&limit=500"))["data"]
-
-        def tier(m: dict[str, Any], query: str = query) -> int:
-            name, mid = m["name"].lower(), m["model_id"].lower()
-            if query in (name, mid):
-                return 0
-            if name.startswith(query) or mid.startswith(query):
-                return 1
-            words = re.findall(r"[a-z0-9]+", f"{m['id']} {name} {m.get('family', '')}".lower())
-            return 2 if query in words else 3
-
-        keys = [(tier(m), m["provider_id"], m["model_id"]) for m in got]
-        assert keys == sorted(keys), query
-
-
 async def test_compare_with_cost_estimate(client: TestClient) -> None:  # type: ignore[type-arg]
     url = (
         "/api/v1/models/compare?ids=northwind/nw-sonnet-4-5,gemstone/gem-2.5-pro"
