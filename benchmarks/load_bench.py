@@ -15,6 +15,7 @@ import random
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -114,8 +115,7 @@ async def main_async(args: argparse.Namespace) -> None:
             env={**env, "PORT": str(port)},
             preexec_fn=_raise_fd_limit,
         )
-        bare_body = ROOT / ".bench" / "bare-body.json"
-        bare_body.parent.mkdir(exist_ok=True)
+        bare_body = Path(tempfile.mkdtemp(prefix="modelmeta-load-")) / "body.json"
         try:
             base = f"http://127.0.0.1:{port}"
             wait_up(base + "/readyz")

@@ -19,7 +19,7 @@ def render() -> str:
     if not files:
         sys.exit("no results in .bench/: run the benchmarks first (make bench)")
     for f in files:
-        for row in json.loads(f.read_text())["rows"]:
+        for row in json.loads(f.read_text()).get("rows", []):
             lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     return "\n".join(lines)
 

@@ -113,6 +113,26 @@ async def rows_written(pool: Any, since_xid: int) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM models WHERE xmin::text::bigint >= $1", since_xid))
 
 
+def query_rows(queries: list[tuple[str, float, float]]) -> list[tuple[str, str, str, str]]:
+    """Summary rows of the per-query (query, p50, p99) figures: filters and sorts, then search."""
+    rows = []
+    for label, group in (
+        ("filters and sorts", [q for q in queries if not q[0].startswith("q=")]),
+        ("text search (q=)", [q for q in queries if q[0].startswith("q=")]),
+    ):
+        worst = max(group, key=lambda x: x[2])
+        median = sorted(q[1] for q in group)[len(group) // 2]
+        rows.append(
+            (
+                f"uncached lists at 16 connections, {label}: worst p99 of {len(group)} queries",
+                f"{worst[2]:.1f} ms ({worst[0]}); median p50 {median:.1f} ms",
+                "50 ms (target)",
+                f"{worst[2] / 50:.2f}x",
+            )
+        )
+    return rows
+
+
 async def main_async(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="modelmeta-scale-"))
     print(f"generating {args.models:,} models across {args.providers:,} providers ...", flush=True)
@@ -182,7 +202,6 @@ async def main_async(args: argparse.Namespace) -> None:
             web.wait(30)
         await pool.close()
 
-    worst = max(api, key=lambda x: x[1]["p99_ms"])
     errors = sum(s["errors"] + s["non_200"] for _, s in api)
     full, ch, nc = results["full"], results["changed"], results["nochange"]
     rows = [
@@ -199,13 +218,7 @@ async def main_async(args: argparse.Namespace) -> None:
             f"{ch[0] / floor_changed:.2f}x",
         ),
         ("refresh with nothing changed", f"{nc[0]:.2f} s ({nc[1]:,} rows written)", "1 s (target)", f"{nc[0]:.2f}x"),
-        (
-            "uncached list queries at 16 connections: worst p99 of all filters and sorts",
-            f"{worst[1]['p99_ms']:.1f} ms ({worst[0]})",
-            "50 ms (target)",
-            f"{worst[1]['p99_ms'] / 50:.2f}x",
-        ),
-        ("median p50 of those queries", f"{sorted(s['p50_ms'] for _, s in api)[len(api) // 2]:.1f} ms", "", ""),
+        *query_rows([(q, s["p50_ms"], s["p99_ms"]) for q, s in api]),
         ("errors in those queries", str(int(errors)), "0", ""),
         ("GET /api.json of the whole catalog", f"{api_json_s:.2f} s ({size / 1e6:.0f} MB)", "", ""),
         (

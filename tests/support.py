@@ -132,3 +132,12 @@ def max_in_window(times: list[float], width: float = 1.0) -> int:
             j += 1
         best = max(best, i - j + 1)
     return best
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,9 @@ import pytest
 from shared.config import Settings
 from tests.conftest import env_for
 from tests.e2e.processes import cli, worker
+from tests.support import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def test_refresh_wait_status_runs_and_benchmarks(settings: Settings, tmp_path: Path) -> None:
@@ -72,7 +64,7 @@ def test_refresh_wait_status_runs_and_benchmarks(settings: Settings, tmp_path: P
 
 
 def test_unreachable_postgres_is_one_line_and_exit_2(settings: Settings) -> None:
-    env = env_for(settings, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{_closed_port()}/nope")
+    env = env_for(settings, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/nope")
     for args in (["status"], ["runs"], ["refresh"], ["migrate"]):
         out = cli(args, env)
         assert out.returncode == 2, (args, out.stderr)
@@ -82,7 +74,7 @@ def test_unreachable_postgres_is_one_line_and_exit_2(settings: Settings) -> None
 
 
 def test_unreachable_redis_for_refresh_is_exit_2(settings: Settings) -> None:
-    env = env_for(settings, REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0")
+    env = env_for(settings, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     out = cli(["refresh"], env)
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("modelmeta: cannot reach Redis"), out.stderr

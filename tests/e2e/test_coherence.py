@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,10 @@ from shared.config import Settings
 from tests.conftest import CATALOG_NEW, CATALOG_OLD, REDIS_URL, env_for, reference_catalog
 from tests.e2e.processes import procfile_argv, start, stop, worker
 from tests.integration.helpers import pipeline, refresh_inline
-from tests.support import fake_upstream, flat_models
+from tests.support import fake_upstream, flat_models, free_port
 
 pytestmark = pytest.mark.slow
 ADMIN = {"Authorization": "Bearer test-admin-token"}
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 async def wait_ready(session: aiohttp.ClientSession, base: str) -> None:

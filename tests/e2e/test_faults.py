@@ -24,8 +24,7 @@ import pytest
 from shared.config import Settings
 from tests.conftest import CATALOG_NEW, REDIS_URL, SAMPLE, env_for, reference_catalog
 from tests.e2e.processes import ROOT, cli, procfile_argv, start, stop, worker
-from tests.e2e.test_mirror import _free_port
-from tests.support import fake_upstream, flat_models
+from tests.support import fake_upstream, flat_models, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +73,7 @@ async def service(settings: Settings, tmp_path: Path, body: bytes, threads: int 
     """web, worker and scheduler against a fake upstream; the scheduler's start-up refresh is the
     run under test (the catalog is empty, so it refreshes at once)."""
     async with fake_upstream(body) as up:
-        port = _free_port()
+        port = free_port()
         env = env_for(
             settings,
             MODELSDEV_URL=up.url,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -21,17 +20,9 @@ from shared.config import RateLimit, Settings
 from tests.conftest import ADMIN_DSN, CATALOG_NEW, CATALOG_OLD, SAMPLE, env_for, reference_catalog
 from tests.e2e.processes import cli, procfile_argv, start, stop, worker
 from tests.integration.helpers import pipeline, refresh_inline
-from tests.support import counting_proxy, max_in_window
+from tests.support import counting_proxy, free_port, max_in_window
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 @asynccontextmanager
@@ -55,7 +46,7 @@ async def extra_database(template: Settings, name: str) -> AsyncIterator[Setting
 
 @contextmanager
 def web_process(settings: Settings, log: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = start(procfile_argv("web"), {**env_for(settings), "PORT": str(port)}, log)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from shared.config import Settings
 from tests.conftest import env_for
 from tests.e2e.processes import procfile_argv, start, stop
 from tests.integration.helpers import pipeline, refresh_inline
+from tests.support import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +28,6 @@ OPAQUE = r"(/models$|/models/capability/|/benchmarks$)"
 async def _load_sample(settings: Settings) -> None:
     async with pipeline(settings) as ctx:
         await refresh_inline(ctx)
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def _schemathesis(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -64,7 +56,7 @@ def _schemathesis(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_served_openapi_holds(settings: Settings, tmp_path: Path) -> None:
     asyncio.run(_load_sample(settings))
-    port = _free_port()
+    port = free_port()
     web = start(procfile_argv("web"), {**env_for(settings), "PORT": str(port)}, tmp_path / "web.log")
     try:
         base = f"http://127.0.0.1:{port}"

@@ -13,7 +13,7 @@ import pytest
 from shared.config import Settings
 from tests.conftest import CATALOG_NEW, env_for, reference_catalog
 from tests.e2e.processes import cli, stop, wait_for, worker
-from tests.support import fake_upstream, flat_models
+from tests.support import fake_upstream, flat_models, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ def test_release_then_worker_from_the_procfile_complete_a_refresh(settings: Sett
 
     from tests.e2e.processes import ROOT, procfile_argv, start
 
-    metrics_port = _free_port()
+    metrics_port = free_port()
     env = env_for(settings, WORKER_METRICS_PORT=str(metrics_port))
     # A fresh database: the release step creates it and applies every migration.
     env["DATABASE_URL"] = settings.database_url + "_fresh"
@@ -61,16 +61,6 @@ async def _drop_database(dsn: str) -> None:
     conn = await asyncpg.connect(ADMIN_DSN)
     await conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
     await conn.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 async def _listed(dsn: str) -> dict[tuple[str, str], object]:

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.api.main import create_app
 from shared.config import Settings
+from shared.listing import LIST_PARAMS
 from tests.integration.helpers import pipeline, refresh_inline
 
 NASTY = [
@@ -32,25 +33,6 @@ NASTY = [
     "[]",
     "{}",
 ]
-LIST_PARAMS = [
-    "provider",
-    "capability",
-    "input_modalities",
-    "output_modalities",
-    "family",
-    "status",
-    "min_context",
-    "min_output",
-    "max_input_cost",
-    "max_output_cost",
-    "released_after",
-    "released_before",
-    "q",
-    "include_removed",
-    "sort",
-    "limit",
-    "cursor",
-]
 ROUTES = ["/api/v1/models", "/api/v1/providers/acme/models", "/api/v1/models/capability/vision"]
 
 
@@ -64,7 +46,7 @@ async def client(settings: Settings) -> AsyncIterator[TestClient]:  # type: igno
 
 async def test_sql_metacharacters_in_every_parameter(client: TestClient) -> None:  # type: ignore[type-arg]
     for route in ROUTES:
-        for name in LIST_PARAMS:
+        for name in sorted(LIST_PARAMS):
             for value in NASTY:
                 resp = await client.get(
                     route, params={name: value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")}

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from shared.config import RateLimit
 from shared.ratelimit import RateLimiter
 from tests.conftest import REDIS_URL
+from tests.support import max_in_window
 
 BUDGET = 10
 DURATION = 5.0
@@ -38,16 +39,6 @@ def _acquirer_process(prefix: str, deadline: float, out: mp.Queue) -> None:  # t
     out.put(asyncio.run(main()))
 
 
-def _max_in_any_window(times: list[float], width: float) -> int:
-    times = sorted(times)
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - width:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
-
-
 def test_two_processes_share_one_budget(redis_prefix: str) -> None:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
@@ -61,7 +52,7 @@ def test_two_processes_share_one_budget(redis_prefix: str) -> None:
     # Look at a steady stretch of DURATION seconds after both processes started.
     start = min(grants) + 0.5
     window = [t for t in grants if start <= t < start + DURATION]
-    assert _max_in_any_window(grants, 1.0) <= BUDGET
+    assert max_in_window(grants, 1.0) <= BUDGET
     assert len(window) >= 0.9 * BUDGET * DURATION, len(window)
 
 

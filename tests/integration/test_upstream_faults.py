@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -14,7 +13,7 @@ from shared import refresh
 from shared.config import Settings
 from tests.conftest import SAMPLE
 from tests.integration.helpers import listed_raw, pipeline, refresh_inline
-from tests.support import fake_upstream, flat_models
+from tests.support import fake_upstream, flat_models, free_port
 
 SAMPLE_BODY = SAMPLE.read_bytes()
 SAMPLE_MODELS = flat_models(json.loads(SAMPLE_BODY))
@@ -102,16 +101,8 @@ async def test_body_over_the_size_cap(settings: Settings) -> None:
         assert await listed_raw(ctx.pool) == {}
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return int(port)
-
-
 async def test_unreachable_with_empty_database_loads_the_sample(settings: Settings) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/api.json"
+    url = f"http://127.0.0.1:{free_port()}/api.json"
     async with pipeline(settings, modelsdev_url=url) as ctx:
         run = await refresh_inline(ctx)
         assert run["status"] == "succeeded"
@@ -124,7 +115,7 @@ async def test_unreachable_with_full_database_changes_nothing(settings: Settings
     async with fake_upstream(SMALLER) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
         await refresh_inline(ctx)
         before = await listed_raw(ctx.pool)
-    url = f"http://127.0.0.1:{_closed_port()}/api.json"
+    url = f"http://127.0.0.1:{free_port()}/api.json"
     async with pipeline(settings, modelsdev_url=url) as ctx:
         run = await refresh_inline(ctx)
         assert run["status"] == "failed"
