@@ -94,7 +94,7 @@ async def list_models(
     page = _Where()
     page.parts, page.args = list(w.parts), list(w.args)
     rank_sql = None
-    if q.q:
+    if q.q and not q.sort:  # a search is ranked unless another order is asked for
         # Best match first: the exact name or id, then a name that starts with the query, then
         # whole-word (full-text) matches, then the rest; shorter names first among equals.
         text = page.arg(q.q.lower()) + "::text"

@@ -95,6 +95,11 @@ async def test_sorts_and_paging(client: TestClient) -> None:  # type: ignore[typ
         rows = await walk(client, f"/api/v1/models?sort={sort}&limit=3")
         assert len(rows) == 28
         assert len({r["id"] for r in rows}) == 28
+    # A search with an explicit sort is ordered by that sort (and pages like any other list).
+    by_name = await walk(client, "/api/v1/models?q=a&sort=name&include_removed=true&limit=4")
+    assert [m["name"].lower() for m in by_name] == sorted(m["name"].lower() for m in by_name)
+    empty = await get_json(client, "/api/v1/models?q=0&sort=name&max_input_cost=0&released_after=2000-01-01")
+    assert empty["data"] == [] or all(m["cost"]["input"] == 0 for m in empty["data"])
     rows = await walk(client, "/api/v1/models?sort=-context&limit=5")
     ctx = [r["limit"]["context"] for r in rows]
     assert ctx == sorted(ctx, reverse=True)
