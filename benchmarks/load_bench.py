@@ -11,24 +11,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
 import resource
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp
 
 from benchmarks.api_bench import free_port, load_catalog, wait_up
 from benchmarks.common import REDIS_URL, REFERENCE, ROOT, scratch_database, table, write_results
+from benchmarks.loadgen import run
 
 ROUTES = [
     "/api/v1/models?limit=50",
@@ -48,44 +45,6 @@ ROUTES = [
 def _raise_fd_limit() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-
-
-async def drive(base: str, routes: list[str], connections: int, seconds: float) -> dict[str, Any]:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    errors: dict[str, int] = {}
-    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        deadline = time.perf_counter() + seconds
-
-        async def one(n: int) -> None:
-            rng = random.Random(n)
-            while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                try:
-                    async with session.get(base + rng.choice(routes)) as r:
-                        await r.read()
-                        statuses[r.status] = statuses.get(r.status, 0) + 1
-                except (aiohttp.ClientError, TimeoutError) as e:
-                    errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
-                    continue
-                latencies.append(time.perf_counter() - t0)
-
-        await asyncio.gather(*(one(n) for n in range(connections)))
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
-
-    return {
-        "requests": len(latencies),
-        "rps": len(latencies) / seconds,
-        "p50_ms": pct(0.5),
-        "p99_ms": pct(0.99),
-        "statuses": statuses,
-        "errors": errors,
-    }
 
 
 def rss_mib(pid: int) -> float:
@@ -136,17 +95,19 @@ async def main_async(args: argparse.Namespace) -> None:
 
                 sampler = threading.Thread(target=sample, daemon=True)
                 sampler.start()
-                mixed = await drive(base, ROUTES, args.connections, args.seconds)
+                mixed = await run([base + r for r in ROUTES], args.connections, args.seconds, warmup=0)
                 stop.set()
                 memory.append(rss_mib(web.pid))
-                ceiling = await drive(f"http://127.0.0.1:{bare_port}", ["/"], args.connections, min(args.seconds, 20))
+                ceiling = await run(
+                    [f"http://127.0.0.1:{bare_port}/"], args.connections, min(args.seconds, 20), warmup=0
+                )
             finally:
                 bare.terminate()
                 bare.wait(10)
         finally:
             web.terminate()
             web.wait(30)
-    bad = sum(v for k, v in mixed["statuses"].items() if k >= 400) + sum(mixed["errors"].values())
+    bad = mixed["non_200"] + mixed["errors"]
     rows = [
         (
             f"{args.connections:,} connections held for {args.seconds:g} s, {len(ROUTES)} mixed routes",
@@ -162,7 +123,7 @@ async def main_async(args: argparse.Namespace) -> None:
             f"{memory[-1] / memory[1]:.2f}x of the first sample",
         ),
     ]
-    print(f"statuses: {mixed['statuses']}; errors: {mixed['errors']}")
+    print(f"statuses: {mixed['statuses']}; errors: {mixed['error_kinds']}")
     print(table(rows))
     write_results("4-load", rows)
 
