@@ -33,18 +33,10 @@ TICK = 1.0
 SWEEP_EVERY = 5.0
 
 
-async def last_success_at(pool: object, interval: float) -> float | None:
-    row = await pool.fetchval(  # type: ignore[attr-defined]
-        "SELECT extract(epoch FROM max(finished_at)) FROM refresh_runs "
-        "WHERE scope IS NULL AND status IN ('succeeded', 'unchanged')"
-    )
-    return float(row) if row is not None else None
-
-
-async def enqueue_refresh(pool: object) -> int:
+async def enqueue_refresh(pool: asyncpg.Pool) -> int:
     from services.worker.actors import plan_refresh
 
-    run, created = await request_refresh(pool, trigger="scheduler")  # type: ignore[arg-type]
+    run, created = await request_refresh(pool, trigger="scheduler")
     if created:
         await asyncio.to_thread(plan_refresh.send, run["id"])
     log.info("refresh_enqueued", run_id=run["id"], coalesced=not created)
