@@ -94,9 +94,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
-        n = await asyncio.wait_for(
-            request.app[keys.POOL].fetchval("SELECT count(*) FROM models WHERE removed_at IS NULL"), 2
-        )
+        # asyncpg's own timeout: cancelling a query from outside can leave its connection mid-protocol.
+        n = await request.app[keys.POOL].fetchval("SELECT count(*) FROM models WHERE removed_at IS NULL", timeout=2)
         checks["postgresql"] = "ok"
         checks["catalog"] = "ok" if n else "empty"
     except Exception as e:

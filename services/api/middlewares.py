@@ -37,6 +37,7 @@ _UNAVAILABLE = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.exceptions.InternalClientError,  # a connection left mid-operation by a server restart
 )
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
