@@ -22,12 +22,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REDIS_URL, REFERENCE, ROOT, scratch_database, table, write_results
+from benchmarks.common import REDIS_URL, REFERENCE, ROOT, bench_env, table, write_results
 from shared import refresh
 from shared.config import Settings
 from shared.refresh import close_context, open_context
@@ -84,17 +83,8 @@ async def load_catalog(dsn: str, prefix: str, path: Path) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    async with scratch_database() as dsn:
-        prefix = f"mmbench-{uuid.uuid4().hex[:8]}"
-        await load_catalog(dsn, prefix, args.catalog.resolve())
-        env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "REDIS_URL": REDIS_URL,
-            "REDIS_PREFIX": prefix,
-            "LOG_LEVEL": "warning",
-            "LOG_FORMAT": "json",
-        }
+    async with bench_env() as (dsn, env):
+        await load_catalog(dsn, env["REDIS_PREFIX"], args.catalog.resolve())
         ports = {"cached": free_port(), "uncached": free_port(), "bare": free_port()}
         procs = [
             subprocess.Popen(

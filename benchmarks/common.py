@@ -42,6 +42,27 @@ async def scratch_database() -> AsyncIterator[str]:
         await conn.close()
 
 
+@asynccontextmanager
+async def bench_env(**extra: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """A scratch database and a Redis prefix of its own: (dsn, the environment for modelmeta
+    processes). The settings are exported to this process too, for the in-process broker, and the
+    prefix's Redis keys are deleted afterwards."""
+    import redis
+
+    async with scratch_database() as dsn:
+        prefix = f"mmbench-{uuid.uuid4().hex[:8]}"
+        settings = {"DATABASE_URL": dsn, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix, **extra}
+        os.environ.update(settings)
+        try:
+            yield dsn, {**os.environ, "LOG_LEVEL": "warning", "LOG_FORMAT": "json", **settings}
+        finally:
+            client = redis.Redis.from_url(REDIS_URL)
+            keys = list(client.scan_iter(f"{prefix}:*"))
+            if keys:
+                client.delete(*keys)
+            client.close()
+
+
 @contextmanager
 def worker_processes(env: dict[str, str], processes: int, threads: int) -> Iterator[list[subprocess.Popen[bytes]]]:
     """`processes` separate `modelmeta worker` processes, as a process manager would run them."""

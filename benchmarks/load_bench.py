@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import subprocess
 import sys
 import tempfile
 import threading
 import urllib.request
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 from benchmarks.api_bench import free_port, load_catalog, wait_up
-from benchmarks.common import REDIS_URL, REFERENCE, ROOT, scratch_database, table, write_results
+from benchmarks.common import REFERENCE, ROOT, bench_env, table, write_results
 from benchmarks.loadgen import run
 
 ROUTES = [
@@ -56,17 +54,8 @@ def rss_mib(pid: int) -> float:
 
 async def main_async(args: argparse.Namespace) -> None:
     _raise_fd_limit()
-    async with scratch_database() as dsn:
-        prefix = f"mmbench-{uuid.uuid4().hex[:8]}"
-        await load_catalog(dsn, prefix, args.catalog.resolve())
-        env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "REDIS_URL": REDIS_URL,
-            "REDIS_PREFIX": prefix,
-            "LOG_LEVEL": "warning",
-            "LOG_FORMAT": "json",
-        }
+    async with bench_env() as (dsn, env):
+        await load_catalog(dsn, env["REDIS_PREFIX"], args.catalog.resolve())
         port, bare_port = free_port(), free_port()
         web = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "web"],

@@ -15,16 +15,14 @@ import argparse
 import asyncio
 import os
 import sys
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
-    REDIS_URL,
     REFERENCE,
+    bench_env,
     copy_floor,
-    scratch_database,
     table,
     timed_refresh,
     worker_processes,
@@ -34,17 +32,7 @@ from shared.db.pool import create_pool
 
 
 async def pipeline(path: Path, processes: int, threads: int) -> tuple[float, float, int]:
-    async with scratch_database() as dsn:
-        prefix = f"mmbench-{uuid.uuid4().hex[:8]}"
-        env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "REDIS_URL": REDIS_URL,
-            "REDIS_PREFIX": prefix,
-            "MODELSDEV_URL": f"file://{path.resolve()}",
-            "LOG_LEVEL": "warning",
-        }
-        os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "MODELSDEV_URL")})
+    async with bench_env(MODELSDEV_URL=f"file://{path.resolve()}") as (dsn, env):
         from services.worker.actors import plan_refresh
 
         pool = await create_pool(dsn, min_size=1, max_size=2)
@@ -57,12 +45,6 @@ async def pipeline(path: Path, processes: int, threads: int) -> tuple[float, flo
             nochange, run = await timed_refresh(pool, plan_refresh.send)
             assert run["status"] == "unchanged", run["status"]
         await pool.close()
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
         return full, nochange, int(count)
 
 

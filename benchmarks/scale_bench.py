@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.api_bench import free_port, load, wait_up
 from benchmarks.common import (
     BENCH_DIR,
-    REDIS_URL,
     ROOT,
+    bench_env,
     copy_floor,
     peak_rss_mib,
-    scratch_database,
     table,
     timed_refresh,
     worker_processes,
@@ -148,19 +145,7 @@ async def main_async(args: argparse.Namespace) -> None:
     floor_full, n = await copy_floor(paths["full"])
     floor_changed, _ = await copy_floor(paths["changed"])
     results: dict[str, Any] = {}
-    async with scratch_database() as dsn:
-        prefix = f"mmbench-{uuid.uuid4().hex[:8]}"
-        env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "REDIS_URL": REDIS_URL,
-            "REDIS_PREFIX": prefix,
-            "MODELSDEV_URL": f"file://{source}",
-            "LOG_LEVEL": "warning",
-            "LOG_FORMAT": "json",
-            "UPSTREAM_MAX_BYTES": str(512 * 1024 * 1024),
-        }
-        os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "MODELSDEV_URL")})
+    async with bench_env(MODELSDEV_URL=f"file://{source}", UPSTREAM_MAX_BYTES=str(512 * 1024 * 1024)) as (dsn, env):
         from services.worker.actors import plan_refresh
 
         pool = await create_pool(dsn, min_size=1, max_size=4)

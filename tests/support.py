@@ -141,3 +141,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def wait_ready(base: str, seconds: float = 20.0) -> None:
+    """Wait until a web process at `base` answers GET /readyz with 200."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                async with session.get(f"{base}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{base}/readyz never turned ready")

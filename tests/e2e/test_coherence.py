@@ -15,22 +15,10 @@ from shared.config import Settings
 from tests.conftest import CATALOG_NEW, CATALOG_OLD, REDIS_URL, env_for, reference_catalog
 from tests.e2e.processes import procfile_argv, start, stop, worker
 from tests.integration.helpers import pipeline, refresh_inline
-from tests.support import fake_upstream, flat_models, free_port
+from tests.support import fake_upstream, flat_models, free_port, wait_ready
 
 pytestmark = pytest.mark.slow
 ADMIN = {"Authorization": "Bearer test-admin-token"}
-
-
-async def wait_ready(session: aiohttp.ClientSession, base: str) -> None:
-    for _ in range(200):
-        try:
-            async with session.get(f"{base}/readyz") as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{base} never became ready")
 
 
 async def price(session: aiohttp.ClientSession, base: str, model: str) -> Any:
@@ -74,7 +62,7 @@ async def test_two_web_processes_never_serve_old_prices_after_success(settings: 
             with worker(env, tmp_path / "worker.log", threads=4):
                 async with aiohttp.ClientSession() as session:
                     for base in bases:
-                        await wait_ready(session, base)
+                        await wait_ready(base)
                     key = lambda m: tuple(m.split("/", 1))  # noqa: E731
                     for base in bases:  # warm both caches with the old prices
                         for m in changed:

@@ -20,7 +20,7 @@ from aiohttp import web
 from shared.config import Settings
 from tests.conftest import ADMIN_DSN, SAMPLE, env_for
 from tests.e2e.processes import ROOT
-from tests.support import fake_upstream
+from tests.support import fake_upstream, wait_ready
 
 pytestmark = pytest.mark.slow
 HONCHO = str(Path(sys.executable).parent / "honcho")
@@ -55,20 +55,6 @@ def honcho(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-async def _wait_ready(base: str, seconds: float) -> None:
-    async with aiohttp.ClientSession() as s:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                async with s.get(f"{base}/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"{base}/readyz never turned ready")
 
 
 async def _run(dsn: str, run_id: int) -> asyncpg.Record:
@@ -107,7 +93,7 @@ async def test_honcho_runs_the_service_and_sigterm_loses_nothing(settings: Setti
             service = honcho(["start", "-p", str(base_port), "-c", "release=0"], env, log)
             base = f"http://127.0.0.1:{base_port}"
             # Ready means: PostgreSQL and Redis reachable and a catalog loaded by the scheduler's first run.
-            await _wait_ready(base, 60)
+            await wait_ready(base, 60)
             assert (await _run(dsn, 1))["trigger"] == "scheduler"
             assert (await _run(dsn, 1))["status"] == "succeeded"
 
