@@ -17,7 +17,8 @@ from redis.asyncio import Redis
 from services.api import keys, views
 from services.api.cache import ResponseCache, TotalsMemo, listen, poll_version
 from services.api.middlewares import request_context
-from services.api.openapi import docs_page, openapi_document
+from services.api.openapi import openapi_document
+from services.api.pages import setup_pages
 from shared.config import Settings
 from shared.db.catalog import catalog_version
 from shared.db.pool import create_pool
@@ -45,7 +46,6 @@ def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = No
     r.add_get("/metrics", metrics)
     r.add_get("/api.json", views.api_json)
     r.add_get("/api/v1/openapi.json", openapi_document)
-    r.add_get("/docs", docs_page)
     r.add_get("/api/v1/models", views.list_models)
     r.add_get("/api/v1/models/compare", views.compare)
     r.add_get("/api/v1/models/capability/{capability}", views.models_by_capability)
@@ -60,6 +60,7 @@ def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = No
     r.add_get("/api/v1/changes", views.changes)
     r.add_post("/api/v1/benchmarks", views.post_benchmarks)
     r.add_get("/api/v1/benchmarks", views.get_benchmarks)
+    setup_pages(app)
     return app
 
 
