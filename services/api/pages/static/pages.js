@@ -226,11 +226,10 @@
         return;
       }
       forget.hidden = false;
+      await load(`/refreshes?run=${answer.id}`);
       result.textContent = answer.coalesced
         ? `Run #${answer.id} was already open; following it.`
         : `Run #${answer.id} started; following it.`;
-      await load(`/refreshes?run=${answer.id}`);
-      schedule();
     });
     form.hidden = false;
     schedule();
