@@ -401,7 +401,7 @@ def test_every_page_at_desktop_and_phone_width(browser: Any, site: Site, watch: 
                 assert page.evaluate(UNLABELLED) == [], f"{name}: controls without a label"
                 overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
                 assert overflow <= 0, f"{name} at {size} width scrolls sideways by {overflow}px"
-                page.screenshot(path=str(SHOTS / f"{name}-{size}-{scheme}.png"))
+                page.screenshot(path=str(SHOTS / f"{name}-{size}-{scheme}.png"), full_page=True)
         finally:
             page.context.close()
     assert watch.outside == [], f"requests left the host: {watch.outside}"
