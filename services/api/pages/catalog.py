@@ -7,6 +7,7 @@ plain link that works without a script.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,9 +15,10 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from services.api.pages import data
-from services.api.pages.render import problems, render
+from services.api.pages.formatting import number, price, tokens
+from services.api.pages.render import model_path, problems, render
 from shared.errors import BadRequest
-from shared.listing import CAPABILITIES, LIST_PARAMS, MODALITIES, STATUSES
+from shared.listing import LIST_PARAMS, MODALITIES, STATUSES
 
 PAGE_SIZE = 50
 #: column -> (API sort name or None for the API's default order, first direction, header text).
@@ -60,6 +62,46 @@ def list_params(query: MultiMapping[str]) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One model of the table, its cells already formatted (rendering it is then just output)."""
+
+    id: str
+    href: str
+    name: str
+    provider_id: str
+    provider: str
+    status: str | None
+    input: str
+    output: str
+    context: str
+    context_full: str | None
+    released: str
+
+
+def table_rows(models: list[dict[str, Any]], provider_names: dict[str, str]) -> list[Row]:
+    rows = []
+    for m in models:
+        cost = m.get("cost") or {}
+        context = (m.get("limit") or {}).get("context")
+        rows.append(
+            Row(
+                id=m["id"],
+                href=model_path(m["id"]),
+                name=m.get("name") or m["id"],
+                provider_id=m["provider_id"],
+                provider=provider_names.get(m["provider_id"], m["provider_id"]),
+                status=m.get("status"),
+                input=price(cost.get("input")),
+                output=price(cost.get("output")),
+                context=tokens(context),
+                context_full=number(context) if context else None,
+                released=m.get("release_date") or "—",
+            )
+        )
+    return rows
+
+
 def _href(params: dict[str, str], **changes: str | None) -> str:
     merged = {**params, **changes}
     query = urlencode([(k, v) for k, v in merged.items() if v])
@@ -100,15 +142,19 @@ async def catalog_page(request: web.Request) -> web.Response:
         errors = problems(e)
     base = {k: v for k, v in params.items() if k != "cursor"}
     providers = await data.providers(request)
+    selected = {k: set(v.split(",")) for k, v in params.items() if k in _MULTI}
     first = (page - 1) * PAGE_SIZE + 1
     context = {
         "title": "Models",
         "params": params,
-        "selected": {k: set(v.split(",")) for k, v in params.items() if k in _MULTI},
+        "selected": selected,
         "result": result,
         "errors": errors,
-        "providers": providers,
-        "provider_names": {p["id"]: p["name"] for p in providers},
+        # (value, label, selected) of the provider filter: plain tuples, the cheapest thing to render
+        "provider_options": [
+            (p["id"], f"{p['name']} ({p['model_count']})", p["id"] in selected.get("provider", ())) for p in providers
+        ],
+        "rows": table_rows(result["data"], {p["id"]: p["name"] for p in providers}),
         "n_filters": len([k for k in params if k not in ("q", "sort", "cursor")]),
         "pages": max(1, -(-result["total"] // PAGE_SIZE)),
         "capabilities": CAPABILITY_LABELS,
@@ -121,5 +167,4 @@ async def catalog_page(request: web.Request) -> web.Response:
         "next_href": _href(base, cursor=result["next_cursor"], page=str(page + 1)) if result["next_cursor"] else None,
         "first_href": _href(base) if page > 1 else None,
     }
-    assert set(CAPABILITY_LABELS) == set(CAPABILITIES)
     return render(request, "catalog.html", context, status=400 if errors else 200)
