@@ -343,6 +343,14 @@ def test_compare_two_models_ticked_in_the_table_with_a_cost_estimate(page: Any, 
         ) / 1_000_000
         expect(page.locator(f'td[data-estimate="{model_id}"] output')).to_have_text(_money(usd))
     assert "input_tokens=100000" in page.url and "cached_tokens=40000" in page.url
+    # A third model by id, with suggestions from the API's search as you type.
+    add = page.get_by_label("Add a model by id")
+    add.press_sequentially("gemini-2.5-pro")
+    expect(page.locator('#suggestions option[value="google/gemini-2.5-pro"]')).to_have_count(1)
+    add.fill("google/gemini-2.5-pro")
+    add.press("Enter")
+    expect(page.locator("table.compare thead th")).to_have_count(4)
+    expect(page.get_by_label("Input tokens")).to_have_value("100000")
 
 
 # -- refreshes ---------------------------------------------------------------------------------

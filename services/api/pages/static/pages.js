@@ -149,6 +149,15 @@
     const add = $("add-id");
     const list = $("suggestions");
     if (!add || !list) return;
+    if (form) {
+      // Adding a model keeps the token counts typed since the page loaded.
+      $("add-form").addEventListener("submit", (event) => {
+        event.preventDefault();
+        const params = new URLSearchParams(query(form));
+        params.set("ids", [params.get("ids"), add.value.trim()].filter(Boolean).join(","));
+        location.assign(`/compare?${params}`);
+      });
+    }
     let pending = null;
     add.addEventListener("input", async () => {
       const text = add.value.trim();
