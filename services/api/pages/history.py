@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.api.pages.formatting import price
+from shared.enums import ChangeKind
 
 #: The prices drawn, in legend order: (cost field, label).
 SERIES = (("input", "Input"), ("output", "Output"), ("cache_read", "Cache read"))
@@ -60,7 +61,7 @@ def price_steps(cost: dict[str, Any] | None, changes: list[dict[str, Any]], star
         current = _number((cost or {}).get(key))
         steps = Steps(key, label)
         for change in changes:  # newest first: each update says what the price was before it
-            pair = _cost_change(change.get("fields"), key) if change["kind"] == "updated" else None
+            pair = _cost_change(change.get("fields"), key) if change["kind"] == ChangeKind.UPDATED else None
             if pair is None:
                 continue
             steps.starts.insert(0, change["at"])

@@ -13,6 +13,7 @@ from services.api.pages import data
 from services.api.pages.formatting import price, value
 from services.api.pages.history import chart, price_steps
 from services.api.pages.render import not_found, render, wants_html
+from shared.enums import ChangeKind
 from shared.errors import NotFound
 
 COST_LABELS = {
@@ -98,7 +99,8 @@ def change_rows(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for path, (old, new) in sorted((c.get("fields") or {}).items()):
             fmt = price if path.startswith("cost.") and not isinstance(old or new, dict | list) else value
             fields.append((path, fmt(old), fmt(new)))
-        out.append({"at": c["at"], "kind": c["kind"], "run_id": c["run_id"], "fields": fields})
+        note = {ChangeKind.ADDED: "First seen in the catalog.", ChangeKind.REMOVED: "Left the catalog."}.get(c["kind"])
+        out.append({"at": c["at"], "kind": c["kind"], "run_id": c["run_id"], "fields": fields, "note": note})
     return out
 
 

@@ -12,9 +12,10 @@ from aiohttp import web
 from services.api.pages import data
 from services.api.pages.render import render
 from shared.embedded import EMBEDDED_URL
-from shared.enums import RunStatus
+from shared.enums import OPEN_RUN_STATUSES, RunStatus
 
-OPEN = {RunStatus.QUEUED.value, RunStatus.RUNNING.value}
+#: How a run's source_url reads when it loaded a catalog shipped in the package.
+EMBEDDED_SCHEME = EMBEDDED_URL.split(":", 1)[0] + ":"
 
 
 def _elapsed(run: dict[str, Any]) -> float | None:
@@ -44,12 +45,13 @@ async def refreshes_page(request: web.Request) -> web.Response:
         "runs": runs,
         "detail": detail,
         "missing_run": raw if raw and detail is None else None,
-        "open": any(r["status"] in OPEN for r in runs),
+        "open": any(not RunStatus(r["status"]).is_final for r in runs),
+        "open_statuses": [s.value for s in OPEN_RUN_STATUSES],
         "schedule": status["schedule"],
         "source": status["source"],
         "catalog": catalog,
         "loaded_from": loaded["source_url"] if loaded else None,
-        "embedded": bool(loaded and (loaded["source_url"] or "").startswith(EMBEDDED_URL.partition(":")[0] + ":")),
+        "embedded": bool(loaded and (loaded["source_url"] or "").startswith(EMBEDDED_SCHEME)),
         "fallback_reason": loaded["fallback_reason"] if loaded else None,
     }
     return render(request, "refreshes.html", context)
