@@ -68,7 +68,6 @@
     };
     const load = swapper(results, "results", () => {
       showTicks();
-      results.dataset.updated = String(performance.now());
       const count = $("count");
       if (count) announce(count.textContent.trim());
       if (focusAfter) {
@@ -127,7 +126,6 @@
       }
       load(location.pathname + location.search);
     });
-    results.dataset.updated = "0";
   }
 
   // -- compare ----------------------------------------------------------------------------------
