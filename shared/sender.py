@@ -69,6 +69,12 @@ def redis_broker(settings: Settings, middleware: list[Middleware]) -> RedisBroke
     )
 
 
+def close_broker(broker: RedisBroker) -> None:
+    """Disconnect a RedisBroker's connections (dramatiq's own close() leaves its pool open)."""
+    broker.close()
+    broker.client.connection_pool.disconnect()
+
+
 class _Message(dramatiq.Message[None]):
     """A message encoded by ENCODER whatever this process's global dramatiq encoder is."""
 
@@ -79,7 +85,7 @@ class _Message(dramatiq.Message[None]):
 class Sender:
     """Enqueues messages by actor and queue name, without the worker's actors or middleware."""
 
-    def __init__(self, broker: dramatiq.Broker) -> None:
+    def __init__(self, broker: RedisBroker) -> None:
         self.broker = broker
 
     @classmethod
@@ -103,4 +109,4 @@ class Sender:
 
     def close(self) -> None:
         """Close the broker's Redis connections."""
-        self.broker.close()
+        close_broker(self.broker)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -50,6 +51,12 @@ def make_broker(settings: Settings) -> RedisBroker:
     Call it once per process, before anything imports an actor module (an actor binds to the
     global broker when it is declared, and would otherwise get a default one).
     """
+    bound = [name for name in ACTOR_MODULES if name in sys.modules]
+    if bound:
+        raise RuntimeError(
+            f"{', '.join(bound)} imported before make_broker (or make_broker called twice): "
+            "its actors are bound to another broker"
+        )
     broker = redis_broker(settings, worker_middleware(settings))
     dramatiq.set_encoder(ENCODER)
     dramatiq.set_broker(broker)
@@ -58,8 +65,5 @@ def make_broker(settings: Settings) -> RedisBroker:
     declared = set(broker.get_declared_actors())
     expected = {a.actor_name for a in ACTORS}
     if declared != expected:
-        raise RuntimeError(
-            f"the broker declares actors {sorted(declared)}, expected {sorted(expected)}: "
-            "was an actor module imported before make_broker, or make_broker called twice?"
-        )
+        raise RuntimeError(f"the actor modules declare {sorted(declared)}; shared.sender names {sorted(expected)}")
     return broker

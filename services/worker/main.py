@@ -18,6 +18,7 @@ from prometheus_client import start_http_server
 
 from services.worker.broker import make_broker
 from shared.config import Settings
+from shared.sender import close_broker
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +44,6 @@ def run_worker(settings: Settings, *, threads: int, shutdown_timeout: float = 25
     while not stop.wait(0.5):
         pass
     worker.stop(timeout=int(shutdown_timeout * 1000))
-    broker.close()
+    close_broker(broker)
     log.info("worker_stopped")
     return 0
