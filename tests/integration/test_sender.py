@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dramatiq
+import dramatiq.message
+import pytest
 import redis
 
 from shared.config import Settings
@@ -9,14 +12,17 @@ from shared.sender import ENCODER, PLAN_REFRESH, SYNC_PROVIDER, Sender, close_br
 from tests.conftest import REDIS_URL
 
 
-def test_sender_enqueues_what_the_worker_consumes(settings: Settings) -> None:
+def test_sender_enqueues_what_the_worker_consumes(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     sender = Sender.from_settings(settings)
     worker_side = redis_broker(settings, middleware=[])
     worker_side.declare_queue(PLAN_REFRESH.queue_name)
     client = redis.Redis.from_url(REDIS_URL)
     try:
+        # The sender encodes with the worker's encoder, whatever this process's global one is.
+        monkeypatch.setattr(dramatiq.message, "global_encoder", dramatiq.PickleEncoder())
         sender.plan_refresh(42)
         sender.sync_provider(42, "acme")
+        monkeypatch.undo()
         # On the wire: the worker's msgspec encoding, under this deployment's namespace.
         raw = client.hvals(f"{settings.redis_prefix}:dramatiq:{PLAN_REFRESH.queue_name}.msgs")
         sent = sorted((m["actor_name"], m["args"]) for m in map(ENCODER.decode, raw))
