@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from shared import events
 from shared.api_models import Name
-from shared.db import catalog as catalog_db
+from shared.db import catalog_writes
 from shared.db import models as q
 from shared.errors import BadRequest
 from shared.listing import MODEL_ID_PATTERN
@@ -72,7 +72,7 @@ async def import_benchmarks(pool: asyncpg.Pool, redis: Redis | None, prefix: str
     async with pool.acquire() as conn, conn.transaction():
         n = await q.upsert_benchmarks(conn, rows)
         # compare shows benchmarks: a new version makes every web process drop those providers.
-        version = await catalog_db.bump_catalog_version(conn)
+        version = await catalog_writes.bump_catalog_version(conn)
     if redis is not None:
         try:
             await events.publish(redis, prefix, events.Invalidation(version, providers))

@@ -21,8 +21,9 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 
 from shared import events
-from shared.db.catalog import catalog_version
+from shared.db.catalog_writes import catalog_version
 from shared.metrics import INVALIDATIONS
+from shared.retry import INVALIDATION_LISTENER
 
 log = structlog.get_logger(__name__)
 
@@ -103,13 +104,13 @@ class ResponseCache:
 
 async def listen(cache: ResponseCache, redis: Redis, prefix: str, instance: str, stop: asyncio.Event) -> None:
     """Follow the invalidation channel, acknowledging each version; after a (re)connect, drop everything."""
-    backoff = 0.2
+    failures = 0
     while not stop.is_set():
         try:
             async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(events.channel(prefix))
                 cache.clear("subscribed to invalidation channel")
-                backoff = 0.2
+                failures = 0
                 while not stop.is_set():
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if msg is not None and msg["type"] == "message":
@@ -122,10 +123,11 @@ async def listen(cache: ResponseCache, redis: Redis, prefix: str, instance: str,
             raise
         except Exception as e:
             cache.clear("invalidation channel lost")
-            log.warning("invalidation_listener_reconnecting", error=str(e), backoff_s=backoff)
+            failures += 1
+            backoff = INVALIDATION_LISTENER.delay(failures)
+            log.warning("invalidation_listener_reconnecting", error=str(e), backoff_s=round(backoff, 3))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
-            backoff = min(backoff * 2, 5.0)
 
 
 async def poll_version(

@@ -19,17 +19,12 @@ from services.api.cache import ResponseCache, TotalsMemo, listen, poll_version
 from services.api.middlewares import request_context
 from services.api.openapi import docs_page, openapi_document
 from shared.config import Settings
-from shared.db.catalog import catalog_version
+from shared.db.catalog_writes import catalog_version
 from shared.db.pool import create_pool
 from shared.events import forget
+from shared.sender import Sender
 
 log = structlog.get_logger(__name__)
-
-
-def _default_enqueue(run_id: int) -> None:
-    from services.worker.actors import plan_refresh
-
-    plan_refresh.send(run_id)
 
 
 def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = None) -> web.Application:
@@ -37,7 +32,7 @@ def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = No
     app[keys.SETTINGS] = settings
     app[keys.CACHE] = ResponseCache(settings.cache_ttl, enabled=settings.cache_enabled)
     app[keys.TOTALS] = TotalsMemo(app[keys.CACHE])
-    app[keys.ENQUEUE] = enqueue or _default_enqueue
+    app[keys.ENQUEUE] = enqueue or Sender.from_settings(settings).plan_refresh
     app.cleanup_ctx.append(_resources)
     r = app.router
     r.add_get("/healthz", healthz)

@@ -27,6 +27,7 @@ from shared.benchmarks import import_benchmarks, parse_benchmarks
 from shared.catalog import field_changes
 from shared.db import models as q
 from shared.db import runs as runs_db
+from shared.enums import Trigger
 from shared.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from shared.listing import CAPABILITIES, cursor_kind, encode_cursor, parse_model_query
 from shared.refresh import fail_run, request_refresh
@@ -438,7 +439,7 @@ async def post_refresh(request: web.Request) -> web.Response:
         raise BadRequest("invalid Idempotency-Key", [("Idempotency-Key", "expected 1 to 200 characters")])
     pool = request.app[keys.POOL]
     run, created = await request_refresh(
-        pool, trigger="api", providers=body.providers, force=body.force, idempotency_key=key
+        pool, trigger=Trigger.API, providers=body.providers, force=body.force, idempotency_key=key
     )
     if created:
         try:
@@ -466,7 +467,9 @@ async def refresh_status(request: web.Request) -> web.Response:
         state = None
     schedule = Schedule(
         interval=settings.refresh_interval,
-        next_run_at=datetime.fromtimestamp(state.next_run_at, tz=UTC) if state else None,
+        next_run_at=datetime.fromtimestamp(state.next_run_at, tz=UTC)
+        if state and state.next_run_at is not None
+        else None,
         leader=state.leader if state else None,
     )
     body = RefreshStatus(

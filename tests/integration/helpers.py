@@ -11,8 +11,9 @@ import asyncpg
 
 from shared import refresh
 from shared.config import Settings
-from shared.db import runs as runs_db
-from shared.refresh import RefreshContext, close_context, open_context
+from shared.db import runs
+from shared.enums import Trigger
+from shared.resources import RefreshContext, close_context, open_context
 
 
 @asynccontextmanager
@@ -28,11 +29,11 @@ async def refresh_inline(
     ctx: RefreshContext, *, providers: list[str] | None = None, force: bool = False
 ) -> asyncpg.Record:
     """One whole run: request, plan, sync every provider; return the closed run."""
-    run, created = await refresh.request_refresh(ctx.pool, trigger="cli", providers=providers, force=force)
+    run, created = await refresh.request_refresh(ctx.pool, trigger=Trigger.CLI, providers=providers, force=force)
     assert created
     for pid in await refresh.plan_refresh(ctx, run["id"]):
         await refresh.sync_provider(ctx, run["id"], pid)
-    final = await runs_db.get_run(ctx.pool, run["id"])
+    final = await runs.get_run(ctx.pool, run["id"])
     assert final is not None
     return final
 

@@ -11,6 +11,9 @@ from aiohttp import web
 
 from shared import refresh
 from shared.config import Settings
+from shared.embedded import EMBEDDED_URL, embedded_catalog
+from shared.enums import Trigger
+from shared.resources import RefreshContext
 from tests.conftest import SAMPLE
 from tests.integration.helpers import listed_raw, pipeline, refresh_inline
 from tests.support import fake_upstream, flat_models, free_port
@@ -61,7 +64,7 @@ async def test_long_retry_after_becomes_a_later_retry(settings: Settings) -> Non
 
     async with fake_upstream(SAMPLE_BODY) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
         up.script = [status(429, {"Retry-After": "120"})]
-        run, _ = await refresh.request_refresh(ctx.pool, trigger="cli")
+        run, _ = await refresh.request_refresh(ctx.pool, trigger=Trigger.CLI)
         with pytest.raises(RateLimited):
             await refresh.plan_refresh(ctx, run["id"])
 
@@ -101,14 +104,60 @@ async def test_body_over_the_size_cap(settings: Settings) -> None:
         assert await listed_raw(ctx.pool) == {}
 
 
-async def test_unreachable_with_empty_database_loads_the_sample(settings: Settings) -> None:
+async def _catalog_size(ctx: RefreshContext) -> tuple[int, int]:
+    providers = await ctx.pool.fetchval("SELECT count(*) FROM providers WHERE removed_at IS NULL")
+    models = await ctx.pool.fetchval("SELECT count(*) FROM models WHERE removed_at IS NULL")
+    return providers, models
+
+
+async def test_unreachable_with_empty_database_loads_the_embedded_catalog(settings: Settings) -> None:
     url = f"http://127.0.0.1:{free_port()}/api.json"
     async with pipeline(settings, modelsdev_url=url) as ctx:
         run = await refresh_inline(ctx)
         assert run["status"] == "succeeded"
         assert "upstream unreachable" in run["fallback_reason"]
-        assert run["source_url"] == refresh.SAMPLE_URL
+        assert run["source_url"] == EMBEDDED_URL
+        assert await _catalog_size(ctx) == (147, 5276)
+        assert await listed_raw(ctx.pool) == flat_models(json.loads(embedded_catalog()))
+    # When the upstream is back, its document replaces the stand-in, however much smaller it is
+    # (the integrity guard protects an upstream's data, not the embedded catalog).
+    async with fake_upstream(SAMPLE_BODY) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        run = await refresh_inline(ctx)
+        assert run["status"] == "succeeded", run["error"]
+        assert run["fallback_reason"] is None
         assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+
+
+async def test_disabled_upstream_fetches_nothing(settings: Settings) -> None:
+    """MODELSDEV_ENABLED=false: an empty database gets the embedded catalog; later refreshes
+    keep what is stored; the upstream is never asked."""
+    async with (
+        fake_upstream(SAMPLE_BODY) as up,
+        pipeline(settings, modelsdev_url=up.url, upstream_enabled=False) as ctx,
+    ):
+        run = await refresh_inline(ctx)
+        assert run["status"] == "succeeded"
+        assert run["source_url"] == EMBEDDED_URL
+        assert "MODELSDEV_ENABLED=false" in run["fallback_reason"]
+        assert await _catalog_size(ctx) == (147, 5276)
+        version = await ctx.pool.fetchval("SELECT version FROM catalog_state")
+        again = await refresh_inline(ctx, force=True)
+        assert again["status"] == "unchanged"
+        assert await ctx.pool.fetchval("SELECT version FROM catalog_state") == version
+        assert up.requests == []
+
+
+async def test_document_upstream_is_asked_for_every_model_type(settings: Settings) -> None:
+    async with fake_upstream(SAMPLE_BODY, etag='"v1"') as up:
+        async with pipeline(settings, modelsdev_url=f"{up.url}?region=eu") as ctx:
+            run = await refresh_inline(ctx)
+            assert run["status"] == "succeeded"
+            assert run["source_url"] == f"{up.url}?region=eu&type=all"
+            # The conditional GET of the next refresh asks for the same document.
+            assert (await refresh_inline(ctx))["status"] == "unchanged"
+        paths = [path for _, path, _ in up.requests]
+        assert paths == ["/api.json?region=eu&type=all"] * 2
+        assert up.requests[1][2].get("If-None-Match") == '"v1"'
 
 
 async def test_unreachable_with_full_database_changes_nothing(settings: Settings) -> None:
@@ -139,7 +188,7 @@ async def test_integrity_guard_refuses_a_shrunken_document_unless_forced(setting
 
 async def test_sync_delivered_twice_writes_once(settings: Settings) -> None:
     async with pipeline(settings) as ctx:
-        run, _ = await refresh.request_refresh(ctx.pool, trigger="cli")
+        run, _ = await refresh.request_refresh(ctx.pool, trigger=Trigger.CLI)
         providers = await refresh.plan_refresh(ctx, run["id"])
         # plan_refresh redelivered: the same providers to send again, no second fan-out.
         assert await refresh.plan_refresh(ctx, run["id"]) == providers
@@ -167,7 +216,7 @@ async def test_one_bad_provider_leaves_the_others_and_reports_partial(settings: 
 
 async def test_failing_provider_is_retried_then_marked_failed(settings: Settings) -> None:
     async with pipeline(settings, provider_max_attempts=2) as ctx:
-        run, _ = await refresh.request_refresh(ctx.pool, trigger="cli")
+        run, _ = await refresh.request_refresh(ctx.pool, trigger=Trigger.CLI)
         providers = await refresh.plan_refresh(ctx, run["id"])
         bad, good = providers[0], providers[1:]
         for pid in good:
