@@ -17,6 +17,12 @@ from shared.schemas.api import Problem
 
 _REF = "#/components/schemas/{name}"
 _PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": _REF.format(name="Problem")}}}}
+#: A request the HTTP server itself cannot read (a request line over 8 kB) is refused before any
+#: route sees it, as text; everything else is a problem.
+_BAD_REQUEST = {
+    "description": "Bad Request: invalid_params names every bad parameter",
+    "content": {**_PROBLEM["content"], "text/plain": {"schema": {"type": "string"}}},
+}
 _INFO = {"title": "modelmeta", "version": "1", "description": "A mirror of the models.dev catalog."}
 
 
@@ -62,6 +68,8 @@ def _responses(route: Route, schema_of: dict[Any, Any]) -> dict[str, Any]:
         problems.append(413)
     for status in sorted(problems):
         out[str(status)] = {"description": HTTPStatus(status).phrase, **_PROBLEM}
+    if 400 in problems:
+        out["400"] = _BAD_REQUEST
     return out | route.responses
 
 

@@ -28,17 +28,35 @@ _REF = "#/components/schemas/{name}"
 class _Field:
     type: Any
     is_list: bool
+    #: Takes a number (its text is read as a JSON number) or a boolean (true/false, 1/0).
+    numeric: bool
+    boolean: bool
     required: bool
     expected: str
 
 
-def _is_list(tp: Any) -> bool:
-    """Whether a field type is a list (possibly Annotated, possibly optional)."""
+def _unwrap(tp: Any) -> Any:
+    """A field type without its Annotated metadata."""
     while typing.get_origin(tp) is typing.Annotated:
         tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _present(tp: Any) -> Any:
+    """The type of a parameter that is there: an optional field's type without None (a query says
+    null by leaving a parameter out; the text "null" is no value of it)."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return any(_is_list(a) for a in typing.get_args(tp) if a is not type(None))
-    return typing.get_origin(tp) is list
+        kept = [a for a in typing.get_args(tp) if a is not type(None)]
+        return kept[0] if len(kept) == 1 else typing.Union[tuple(kept)]  # noqa: UP007
+    return tp
+
+
+def _members(tp: Any) -> list[Any]:
+    """The plain types a field type may hold (its union's members, without metadata)."""
+    tp = _unwrap(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [m for a in typing.get_args(tp) for m in _members(a)]
+    return [tp]
 
 
 @functools.cache
@@ -53,8 +71,10 @@ def _fields(spec: type[msgspec.Struct]) -> dict[str, _Field]:
     schema, components = _schema(spec)
     return {
         f.encode_name: _Field(
-            type=f.type,
-            is_list=_is_list(f.type),
+            type=_present(f.type),
+            is_list=typing.get_origin(_unwrap(_present(f.type))) is list,
+            numeric=any(m in (int, float) for m in _members(f.type)),
+            boolean=bool in _members(f.type),
             required=f.required,
             expected=expectation(schema["properties"][f.encode_name], components),
         )
@@ -73,23 +93,38 @@ def decode(values: Mapping[str, str], spec: type[S], where: Location = "query") 
         values = {name: values[name] for name in fields if name in values}
     errors: list[tuple[str, str]] = []
     converted: dict[str, Any] = {}
-    for name in dict.fromkeys(values):  # the first of repeated parameters, as aiohttp's .get()
+    for name in dict.fromkeys(values):
         raw = values[name]
         field = fields.get(name)
         if "\x00" in raw or "\x00" in name:
             errors.append((name, "contains a NUL character"))
         elif field is None:
             errors.append((name, "unknown parameter"))
+        elif len(getattr(values, "getall", lambda n: [n])(name)) > 1:
+            errors.append((name, "given more than once (a list is comma-separated)"))
         else:
-            value: Any = [v.strip() for v in raw.split(",") if v.strip()] if field.is_list else raw
             try:
-                converted[name] = msgspec.convert(value, field.type, strict=False)
+                converted[name] = msgspec.convert(_value(raw, field), field.type, strict=field.boolean is False)
             except msgspec.ValidationError:
                 errors.append((name, f"expected {field.expected}, got {_shown(raw)}"))
     errors += [(name, "required") for name, f in fields.items() if f.required and name not in values]
     if errors:
         raise BadRequest(f"invalid {where} parameters", errors)
     return spec(**{_name(spec, k): v for k, v in converted.items()})
+
+
+def _value(raw: str, field: _Field) -> Any:
+    """A parameter's text as the value the document describes: a list split on commas (and nothing
+    else), a number read as a JSON number; text otherwise (a date, a time, an enum are text)."""
+    if field.is_list:
+        return raw.split(",") if raw else []
+    if field.numeric:
+        try:
+            number = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            return raw
+        return number if isinstance(number, int | float) and not isinstance(number, bool) else raw
+    return raw
 
 
 def _name(spec: type[msgspec.Struct], encoded: str) -> str:

@@ -31,7 +31,10 @@ _REFRESH_BODY = Body(content={"application/json": api.RefreshRequest}, decode=_r
 _BENCHMARKS_BODY = Body(
     content={"application/json": api.BenchmarkList, "text/csv": str}, decode=_benchmarks_body, required=True
 )
-_MODEL = "/api/v1/models/{provider_id}/{model_id:.+}"
+#: Where a provider id or a bare model id would stand, the reserved words are not one (they have
+#: routes of their own, so that the router answers 405, not a model lookup, for another method).
+_NOT_RESERVED = "(?!(?:" + "|".join(sorted(models.RESERVED)) + ")(?:/|$))[^/]+"
+_MODEL = "/api/v1/models/{provider_id:" + _NOT_RESERVED + "}/{model_id:.+}"
 _READINESS: dict[str, Any] = {
     "503": {
         "description": "Not ready",
@@ -144,11 +147,12 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
-        "/api/v1/models/{model_id}",
+        "/api/v1/models/{model_id:" + _NOT_RESERVED + "}",
         models.get_bare_model,
         "A model by its bare id (the seed's form)",
         query=api.Query,
         path_params=api.BareModelPath,
+        answer=api.ModelObject,
         cached=True,
         problems=(300, 404),
         redirects=(308,),
