@@ -104,7 +104,7 @@ def decode(values: Mapping[str, str], spec: type[S], where: Location = "query") 
             errors.append((name, "given more than once (a list is comma-separated)"))
         else:
             try:
-                converted[name] = msgspec.convert(_value(raw, field), field.type, strict=field.boolean is False)
+                converted[name] = msgspec.convert(_value(raw, field), field.type, strict=not field.boolean)
             except msgspec.ValidationError:
                 errors.append((name, f"expected {field.expected}, got {_shown(raw)}"))
     errors += [(name, "required") for name, f in fields.items() if f.required and name not in values]
