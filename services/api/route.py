@@ -15,7 +15,7 @@ from services.api import keys
 from services.api.auth import Handler, admin_only
 from services.api.params import decode
 from services.api.respond import Cached, encode, from_cache
-from shared.errors import PayloadTooLarge
+from shared.errors import BadRequest, PayloadTooLarge
 
 MAX_BODY = 8 * 1024 * 1024  # room for a 10,000-row benchmark import
 
@@ -70,14 +70,22 @@ async def read_body(request: web.Request) -> bytes:
 
 
 async def _arguments(request: web.Request, route: Route) -> dict[str, Any]:
-    """The route's declared parameters and body, decoded (BadRequest names every bad one)."""
+    """The route's declared parameters and body, decoded; one BadRequest names every bad parameter
+    of the path, the query and the headers."""
     args: dict[str, Any] = {}
-    if route.query is not None:
-        args["query"] = decode(request.query, route.query)
-    if route.path_params is not None:
-        args["path"] = decode(request.match_info, route.path_params, "path")
-    if route.headers is not None:
-        args["headers"] = decode(request.headers, route.headers, "header")
+    problems: list[tuple[str, str]] = []
+    for name, spec, values, where in (
+        ("path", route.path_params, request.match_info, "path"),
+        ("query", route.query, request.query, "query"),
+        ("headers", route.headers, request.headers, "header"),
+    ):
+        if spec is not None:
+            try:
+                args[name] = decode(values, spec, where)  # type: ignore[arg-type]
+            except BadRequest as e:
+                problems += e.invalid_params
+    if problems:
+        raise BadRequest("invalid parameters", problems)
     if route.body is not None:
         args["body"] = route.body.decode(await read_body(request), request.content_type)
     return args

@@ -506,6 +506,8 @@ async def test_every_bad_parameter_is_named_at_once(client: TestClient) -> None:
     assert reasons["limit"] == "expected a whole number 1..500, got '0'"
     assert "tool_call" in reasons["capability"] and "'telepathy'" in reasons["capability"]
     assert "name" in reasons["sort"] and "-context" in reasons["sort"]
+    both = await get_json(client, "/api/v1/models/capability/telepathy?limit=0&provider=acme", 400)
+    assert [p["name"] for p in both["invalid_params"]] == ["capability", "limit"]
     twice = await get_json(client, "/api/v1/models?limit=1&limit=2", 400)
     assert twice["invalid_params"][0]["name"] == "limit"
     # Optional parameters have no "null": leaving one out is how a query says it.
