@@ -94,13 +94,15 @@ class _Capture:
 async def explain(pool: Any) -> str:
     from urllib.parse import parse_qsl
 
-    from shared.db.models import list_models
-    from shared.listing import parse_model_query
+    from services.api.params import decode
+    from shared.db.api_reads import list_models
+    from shared.listing import model_query
+    from shared.schemas.api import ModelListQuery
 
     out = []
     for query in QUERIES:
         cap = _Capture(pool)
-        await list_models(cap, parse_model_query(dict(parse_qsl(query))))
+        await list_models(cap, model_query(decode(dict(parse_qsl(query)), ModelListQuery)))
         out.append(f"== GET /api/v1/models?{query}\n{cap.plans[0]}\n")
     return "\n".join(out)
 

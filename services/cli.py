@@ -29,7 +29,7 @@ EXIT_UNREACHABLE = 2
 
 
 def _run_dict(r: Any) -> dict[str, Any]:
-    from shared.api_models import run_object
+    from shared.schemas.api import run_object
 
     return msgspec.to_builtins(run_object(r))  # type: ignore[no-any-return]
 
@@ -174,7 +174,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"modelmeta: no run {args.run_id}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        from shared.api_models import provider_run_object
+        from shared.schemas.api import provider_run_object
 
         out = {**_run_dict(run), "providers": [msgspec.to_builtins(provider_run_object(p)) for p in providers]}
         print(msgspec.json.encode(out).decode())
@@ -290,9 +290,9 @@ def _status_lines(
 async def cmd_import_benchmarks(settings: Settings, args: argparse.Namespace) -> int:
     from redis.asyncio import Redis
 
-    from shared.benchmarks import import_benchmarks, parse_benchmarks
     from shared.db.pool import create_pool
     from shared.errors import BadRequest
+    from shared.model_scores import import_benchmarks, parse_benchmarks
 
     path = Path(args.file)
     try:

@@ -164,6 +164,7 @@ class UpstreamProvider(msgspec.Struct, frozen=True):
 
 class _ProviderPage(msgspec.Struct):
     data: list[UpstreamProvider]
+    next_cursor: str | None = None
 
 
 class _RawPage(msgspec.Struct):
@@ -185,9 +186,14 @@ class ProviderListing:
     model_count: int
 
 
+#: Providers per page of the provider list a mirror reads: all of them (the API's largest page).
+PROVIDER_PAGE = 500
+
+
 def modelmeta_base(url: str) -> str:
-    """The base URL of a modelmeta given as MODELSDEV_URL (with or without /api/v1)."""
-    return url.rstrip("/").removesuffix("/api/v1")
+    """The base URL of a modelmeta given as MODELSDEV_URL (with or without /api/v1), or of its
+    provider list (a run's source URL)."""
+    return url.split("?", 1)[0].rstrip("/").removesuffix("/api/v1/providers").removesuffix("/api/v1")
 
 
 def parse_provider_listing(body: bytes) -> ProviderListing:
@@ -197,6 +203,8 @@ def parse_provider_listing(body: bytes) -> ProviderListing:
         raw = msgspec.json.decode(body, type=_RawPage).data
     except (msgspec.DecodeError, RecursionError) as e:
         raise MalformedDocument(f"not a modelmeta provider list: {e}") from None
+    if typed.next_cursor is not None:
+        raise MalformedDocument(f"the upstream lists more than {PROVIDER_PAGE} providers, more than one page holds")
     providers = {
         p.id: msgspec.json.encode({k: v for k, v in r.items() if k not in _PROVIDER_ADDED})
         for p, r in zip(typed.data, raw, strict=True)
@@ -227,8 +235,9 @@ class ModelmetaSource:
 
     @staticmethod
     def providers_url_of(url: str) -> str:
-        """The provider list of the modelmeta at `url` (its base URL, with or without /api/v1)."""
-        return f"{modelmeta_base(url)}/api/v1/providers"
+        """The whole provider list of the modelmeta at `url` (its base URL, with or without /api/v1),
+        on one page: a list answers 50 rows unless asked for more."""
+        return f"{modelmeta_base(url)}/api/v1/providers?limit={PROVIDER_PAGE}"
 
     @property
     def providers_url(self) -> str:
@@ -275,4 +284,4 @@ class ModelmetaSource:
         raise UpstreamUnavailable(f"provider {provider_id!r}: the upstream kept changing while it was read")
 
     def _provider_url(self, provider_id: str) -> str:
-        return f"{self.providers_url}/{quote(provider_id, safe='')}"
+        return f"{self.base}/api/v1/providers/{quote(provider_id, safe='')}"

@@ -124,7 +124,7 @@ async def test_a_mirror_of_a_mirror_holds_the_same_catalog(settings: Settings, t
                 assert change_set(feed_b) == change_set(feed_a)
                 async with pipeline(c) as ctx_c:
                     assert (await refresh_inline(ctx_c))["status"] == "succeeded"
-                    from shared.db.models import catalog_document
+                    from shared.db.api_reads import catalog_document
 
                     assert json.loads(await catalog_document(ctx_c.pool)) == doc_a
                     removed = await ctx_c.pool.fetchval("SELECT count(*) FROM models WHERE removed_at IS NOT NULL")

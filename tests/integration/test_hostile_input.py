@@ -6,12 +6,13 @@ import base64
 import io
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.api.main import create_app
 from shared.config import Settings
-from shared.listing import LIST_PARAMS
+from shared.schemas.api import ModelListQuery
 from tests.integration.helpers import pipeline, refresh_inline
 
 NASTY = [
@@ -33,6 +34,7 @@ NASTY = [
     "[]",
     "{}",
 ]
+LIST_PARAMS = [f.encode_name for f in msgspec.structs.fields(ModelListQuery)]
 ROUTES = ["/api/v1/models", "/api/v1/providers/acme/models", "/api/v1/models/capability/vision"]
 
 
