@@ -35,5 +35,5 @@ def test_source_of_each_kind() -> None:
     for url in ("https://mm.example.org", "https://mm.example.org/api/v1/"):
         assert source_of(Settings(modelsdev_url=url)) == (
             SourceKind.MODELMETA,
-            "https://mm.example.org/api/v1/providers",
+            "https://mm.example.org/api/v1/providers?limit=500",
         )
