@@ -10,7 +10,6 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import aiohttp
@@ -34,6 +33,7 @@ from shared.db import Conn
 from shared.db import catalog as db
 from shared.db import runs as runs_db
 from shared.db.pool import create_pool
+from shared.embedded import EMBEDDED_URL, embedded_catalog
 from shared.errors import IntegrityGuardTripped, MalformedDocument, UpstreamError, UpstreamUnavailable
 from shared.metrics import INVALIDATIONS, PROVIDER_FAILURES, PROVIDER_SYNCS, REFRESH_DURATION
 from shared.ratelimit import RateLimiter
@@ -41,12 +41,13 @@ from shared.sources import Fetched, HttpFetcher, ModelmetaSource, parse_provider
 
 log = structlog.get_logger(__name__)
 
-SAMPLE_URL = "bundled:sample"
+#: When the upstream cannot be reached and the catalog is empty, the embedded real catalog loads.
+SAMPLE_URL = EMBEDDED_URL
 
 
 def sample_document() -> bytes:
-    """The small catalog shipped with modelmeta, served when nothing else can be."""
-    return (resources.files("shared.sample") / "catalog.json").read_bytes()
+    """The embedded offline catalog (shared.embedded), served when nothing else can be."""
+    return embedded_catalog()
 
 
 @dataclass(frozen=True, slots=True)

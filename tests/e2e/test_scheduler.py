@@ -10,14 +10,11 @@ from collections import Counter
 from pathlib import Path
 
 import asyncpg
-import pytest
 import redis
 
 from shared.config import Settings
-from tests.conftest import REDIS_URL, env_for
-from tests.e2e.processes import procfile_argv, start, stop, worker
+from tests.support import REDIS_URL, env_for, procfile_argv, start, stop, wait_until, worker
 
-pytestmark = pytest.mark.slow
 INTERVAL = 3.0
 
 
@@ -71,24 +68,19 @@ async def test_one_leader_failover_and_one_refresh_per_slot(settings: Settings, 
 
             killed_at = time.time()
             stop(procs[first], signal.SIGKILL)
-            second = None
-            for _ in range(100):
-                second = leader(settings)
-                if second and second != first:
-                    break
-                await asyncio.sleep(0.1)
-            assert second is not None and second != first
+            await wait_until(lambda: leader(settings) not in (None, first), 10, 0.1, "a new leader")
             took_over = time.time() - killed_at
             assert took_over < 7, took_over  # the lease is 5 s
             await asyncio.sleep(3 * INTERVAL)
         finally:
             for p in (a, b):
                 stop(p)
-        for _ in range(100):  # let the worker close the last run
-            after = await scheduler_runs(settings.database_url)
-            if all(status not in ("queued", "running") for _, _, status in after):
-                break
-            await asyncio.sleep(0.1)
+
+        async def all_closed() -> list[tuple[int, float, str]] | None:
+            runs = await scheduler_runs(settings.database_url)
+            return runs if all(status not in ("queued", "running") for _, _, status in runs) else None
+
+        after = await wait_until(all_closed, 10, 0.1, "the worker closing the last run")
     new = [r for r in after if r[1] > killed_at]
     assert len(new) >= 2, after
     assert '"refresh_enqueued"' in other_log.read_text()
