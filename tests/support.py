@@ -91,25 +91,6 @@ def database_name(dsn: str) -> str:
     return urlsplit(dsn).path.lstrip("/")
 
 
-async def create_database(name: str, template: str | None = None) -> str:
-    """A new database (a copy of `template` when given); its DSN."""
-    conn = await asyncpg.connect(ADMIN_DSN, timeout=5)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-    finally:
-        await conn.close()
-    return dsn_for(name)
-
-
-async def drop_database(dsn: str) -> None:
-    """Drop the database of `dsn` (if it exists), whoever is still connected."""
-    conn = await asyncpg.connect(ADMIN_DSN, timeout=5)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(dsn)}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @asynccontextmanager
 async def connection(db: str | asyncpg.Pool) -> AsyncIterator[asyncpg.Connection | asyncpg.Pool]:
     """A connection to the database of a DSN (closed afterwards), or the pool itself."""
@@ -121,6 +102,19 @@ async def connection(db: str | asyncpg.Pool) -> AsyncIterator[asyncpg.Connection
         yield conn
     finally:
         await conn.close()
+
+
+async def create_database(name: str, template: str | None = None) -> str:
+    """A new database (a copy of `template` when given); its DSN."""
+    async with connection(ADMIN_DSN) as conn:
+        await conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return dsn_for(name)
+
+
+async def drop_database(dsn: str) -> None:
+    """Drop the database of `dsn` (if it exists), whoever is still connected."""
+    async with connection(ADMIN_DSN) as conn:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(dsn)}" WITH (FORCE)')
 
 
 async def run_row(dsn: str, run_id: int | None = None) -> asyncpg.Record | None:

@@ -9,24 +9,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import asyncpg
 import redis
 
 from shared.config import Settings
-from tests.support import REDIS_URL, env_for, procfile_argv, start, stop, wait_until, worker
+from tests.support import REDIS_URL, connection, env_for, procfile_argv, start, stop, wait_until, worker
 
 INTERVAL = 3.0
 
 
 async def scheduler_runs(dsn: str) -> list[tuple[int, float, str]]:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connection(dsn) as conn:
         rows = await conn.fetch(
             "SELECT id, extract(epoch FROM requested_at)::float8 AS at, status FROM refresh_runs "
             "WHERE trigger = 'scheduler' ORDER BY id"
         )
-    finally:
-        await conn.close()
     return [(r["id"], r["at"], r["status"]) for r in rows]
 
 
