@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install services run test lint format mypy bench clean
+.PHONY: install services run test test-fast lint format mypy bench clean
 
 $(BIN)/modelmeta: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: install services
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The edit loop: unit and integration tests, none that starts processes (those are marked slow).
+test-fast: install services
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

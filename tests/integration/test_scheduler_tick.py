@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from services.scheduler.main import tick
 from shared.config import Settings
 from shared.schedule import read_state
-from tests.integration.helpers import pipeline
+from tests.support import pipeline
 
 
 class RecordingSender:

@@ -9,7 +9,7 @@ import redis
 
 from shared.config import Settings
 from shared.sender import ENCODER, PLAN_REFRESH, SYNC_PROVIDER, Sender, close_broker, redis_broker
-from tests.conftest import REDIS_URL
+from tests.support import REDIS_URL
 
 
 def test_sender_enqueues_what_the_worker_consumes(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

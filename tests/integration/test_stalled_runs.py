@@ -7,7 +7,7 @@ import asyncio
 from shared import refresh, stalled
 from shared.config import Settings
 from shared.enums import Trigger
-from tests.integration.helpers import listed_raw, pipeline
+from tests.support import listed, pipeline
 
 
 async def test_lost_messages_are_resent_and_the_run_completes(settings: Settings) -> None:
@@ -29,7 +29,7 @@ async def test_lost_messages_are_resent_and_the_run_completes(settings: Settings
         final = await ctx.pool.fetchrow("SELECT status, resends FROM refresh_runs WHERE id = $1", run["id"])
         assert final["status"] == "succeeded"
         assert final["resends"] == 1
-        assert len(await listed_raw(ctx.pool)) == 28
+        assert len(await listed(ctx.pool)) == 28
 
 
 async def test_a_run_that_never_progresses_is_closed(settings: Settings) -> None:
