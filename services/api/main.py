@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
-from services.api import keys, views
+from services.api import exports, keys, views
 from services.api.cache import ResponseCache, TotalsMemo, listen, poll_version
 from services.api.middlewares import request_context
 from services.api.openapi import docs_page, openapi_document
@@ -44,6 +44,8 @@ def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = No
     r.add_get("/readyz", readyz)
     r.add_get("/metrics", metrics)
     r.add_get("/api.json", views.api_json)
+    r.add_get("/model-schema.json", exports.model_schema)
+    r.add_get("/exports/litellm.json", exports.litellm_cost_map)
     r.add_get("/api/v1/openapi.json", openapi_document)
     r.add_get("/docs", docs_page)
     r.add_get("/api/v1/models", views.list_models)
