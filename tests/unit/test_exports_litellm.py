@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -53,14 +53,15 @@ def cost_map(catalog: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def litellm() -> Any:
+def litellm() -> Iterator[Any]:
     """LiteLLM itself, with its bundled map (no fetch at import)."""
-    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "true"
-    try:
-        import litellm
-    except ImportError:
-        need_service("litellm is not installed (pip install -e '.[dev]')")
-    return litellm
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "true")
+        try:
+            import litellm
+        except ImportError:
+            need_service("litellm is not installed (pip install -e '.[dev]')")
+        yield litellm
 
 
 def test_one_entry_per_model_keyed_by_id(catalog: dict[str, Any], cost_map: dict[str, dict[str, Any]]) -> None:
