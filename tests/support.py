@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -428,6 +429,29 @@ async def web_process(
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(base, seconds, ready)
+        yield base
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def web_process_sync(env: dict[str, str], log: Path, ready: str = "/readyz", seconds: float = 30.0) -> Iterator[str]:
+    """web_process for synchronous code (module-scoped fixtures): the same process and wait."""
+    port = free_port()
+    proc = start(procfile_argv("web"), {**env, "PORT": str(port)}, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                with urllib.request.urlopen(base + ready, timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{base}{ready} never turned ready")
+            time.sleep(0.1)
         yield base
     finally:
         stop(proc)

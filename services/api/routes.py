@@ -74,6 +74,22 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET", "/api.json", documents.api_json, "The catalog in models.dev's shape", answer=dict[str, Any], cached=True
     ),
+    Route(
+        "GET",
+        "/model-schema.json",
+        documents.model_schema,
+        "JSON Schema of every model id, as models.dev serves it",
+        answer=dict[str, Any],
+        cached=True,
+    ),
+    Route(
+        "GET",
+        "/exports/litellm.json",
+        documents.litellm_cost_map,
+        "The catalog as a LiteLLM model cost map (LITELLM_MODEL_COST_MAP_URL)",
+        answer=dict[str, Any],
+        cached=True,
+    ),
     Route("GET", "/api/v1/openapi.json", openapi_document, "This document", documented=False),
     Route("GET", "/docs", docs_page, "The API reference", documented=False),
     Route(
