@@ -272,9 +272,11 @@ class CountingProxy:
     intercept: Callable[[web.Request, int], Awaitable[web.StreamResponse | None]] | None = None
     url: str = ""
     session: Any = None
+    #: Requests that have arrived (answered or not): concurrent requests each get their own number.
+    arrivals: int = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        n = len(self.times)
+        n, self.arrivals = self.arrivals, self.arrivals + 1
         arrived = time.time()
         if self.intercept is not None:
             answer = await self.intercept(request, n)

@@ -171,7 +171,7 @@ async def test_a_429_pauses_every_worker(settings: Settings, tmp_path: Path) -> 
             await asyncio.sleep(2.0)
             done = await asyncio.to_thread(cli, ["refresh", "--wait"], env, 120)
             assert done.returncode == 0, done.stdout + done.stderr
-    assert paused_at
+    assert paused_at, proxy.times
     # A request another worker had already sent when the 429 was answered cannot be recalled; any
     # request sent after the worker that got the 429 paused the host (well within 50 ms) must wait.
     in_flight = 0.05
