@@ -10,27 +10,35 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 import redis
 
 from shared.config import Settings
 from shared.embedded import document
-from tests.conftest import ADMIN_DSN, REDIS_URL, env_for, need_service
-from tests.e2e.processes import MODELMETA, ROOT, start, stop, worker
-from tests.integration.helpers import pipeline, refresh_inline
-from tests.support import flat_models, free_port
-
-pytestmark = pytest.mark.slow
+from tests.support import (
+    CATALOG_NEW,
+    CATALOG_OLD,
+    REDIS_URL,
+    ROOT,
+    connection,
+    create_database,
+    drop_database,
+    env_for,
+    flat_models,
+    need_service,
+    pipeline,
+    refresh_inline,
+    web_process_sync,
+    worker,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,7 +57,7 @@ PHONE = {"width": 390, "height": 844}
 #: The model whose input price the refresh test changes upstream.
 CHANGED = ("anthropic", "claude-sonnet-4-5")
 NEW_INPUT_PRICE = 2.75
-OLD, NEW = (json.loads(document(n)) for n in ("api-2026-03-01", "api-2026-07-02"))
+OLD, NEW = (json.loads(document(n)) for n in (CATALOG_OLD, CATALOG_NEW))
 
 
 @dataclass
@@ -67,28 +75,15 @@ class Watch:
     errors: list[str] = field(default_factory=list)
 
 
-def _dsn(db: str) -> str:
-    return urlunsplit(urlsplit(ADMIN_DSN)._replace(path=f"/{db}"))
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def _load(settings: Settings, tmp: Path) -> None:
     """Both real catalogs through the real pipeline, then the runs dated as the documents are, so
     the history spans four months (as `import-history` of the two files would)."""
-    for name in ("api-2026-03-01", "api-2026-07-02"):
+    for name in (CATALOG_OLD, CATALOG_NEW):
         path = tmp / f"{name}.json"
         path.write_bytes(document(name))
         async with pipeline(settings, modelsdev_url=f"file://{path}") as ctx:
             assert (await refresh_inline(ctx))["status"] == "succeeded"
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with connection(settings.database_url) as conn:
         await conn.execute(
             """
             UPDATE model_changes SET at = CASE run_id WHEN 1 THEN timestamptz '2026-03-01 12:00Z'
@@ -101,21 +96,6 @@ async def _load(settings: Settings, tmp: Path) -> None:
                SET api_doc = model_api_doc(provider_id, model_id, raw, first_seen_at, updated_at, removed_at);
             """
         )
-    finally:
-        await conn.close()
-
-
-def _wait_ready(base: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{base}/readyz never turned ready")
 
 
 def _require_browser() -> Any:
@@ -133,26 +113,21 @@ def site(template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     _require_browser()
     tmp = tmp_path_factory.mktemp("pages")
     db, prefix = f"mm_pages_{uuid.uuid4().hex[:10]}", f"mmtest-{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{db}" TEMPLATE "{template_db}"'))
+    dsn = asyncio.run(create_database(db, template_db))
     settings = Settings(
-        database_url=_dsn(db), redis_url=REDIS_URL, redis_prefix=prefix, admin_tokens=(TOKEN,), upstream_attempts=2
+        database_url=dsn, redis_url=REDIS_URL, redis_prefix=prefix, admin_tokens=(TOKEN,), upstream_attempts=2
     )
     client = redis.Redis.from_url(REDIS_URL)
-    web = None
     try:
         asyncio.run(_load(settings, tmp))
-        upstream = json.loads(document("api-2026-07-02"))
+        upstream = json.loads(document(CATALOG_NEW))
         upstream[CHANGED[0]]["models"][CHANGED[1]]["cost"]["input"] = NEW_INPUT_PRICE
         (tmp / "upstream.json").write_text(json.dumps(upstream))
-        port = free_port()
-        env = env_for(settings, MODELSDEV_URL=f"file://{tmp / 'upstream.json'}", PORT=str(port), LOG_LEVEL="warning")
-        web = start([*MODELMETA, "web"], env, tmp / "web.log")
-        _wait_ready(f"http://127.0.0.1:{port}")
-        yield Site(f"http://127.0.0.1:{port}", env, tmp)
+        env = env_for(settings, MODELSDEV_URL=f"file://{tmp / 'upstream.json'}", LOG_LEVEL="warning")
+        with web_process_sync(env, tmp / "web.log") as base:
+            yield Site(base, env, tmp)
     finally:
-        if web is not None:
-            stop(web)
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        asyncio.run(drop_database(dsn))
         keys = list(client.scan_iter(f"{prefix}:*", count=1000))
         if keys:
             client.delete(*keys)

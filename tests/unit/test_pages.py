@@ -13,7 +13,7 @@ from services.api.pages.catalog import CAPABILITY_LABELS, list_params, sort_head
 from services.api.pages.formatting import duration, money, price, tokens, value
 from services.api.pages.history import chart, price_steps
 from services.api.pages.render import Renderer, wants_html
-from shared.listing import CAPABILITIES
+from shared.schemas.api import Capability
 
 MARCH, JULY, NOW = (datetime(2026, m, d, 12, tzinfo=UTC) for m, d in ((3, 1), (7, 2), (11, 1)))
 
@@ -97,7 +97,7 @@ def test_page_urls_are_the_api_list_parameters() -> None:
     assert headers["context"]["sort"] == "descending" and "sort=context" in headers["context"]["href"]
     assert headers["name"]["sort"] is None and "sort=name" in headers["name"]["href"]
     assert headers["provider"]["href"] is None, "searching orders by best match, not by provider"
-    assert set(CAPABILITY_LABELS) == set(CAPABILITIES), "a filter checkbox for every capability the API knows"
+    assert set(CAPABILITY_LABELS) == set(Capability), "a filter checkbox for every capability the API knows"
 
 
 def test_parts_render_alone_and_text_is_escaped() -> None:

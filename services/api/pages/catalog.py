@@ -18,7 +18,7 @@ from services.api.pages import data
 from services.api.pages.formatting import number, price, tokens
 from services.api.pages.render import model_path, problems, render
 from shared.errors import BadRequest
-from shared.listing import LIST_PARAMS, MODALITIES, STATUSES
+from shared.schemas.api import Modality, ModelListQuery, ModelStatus
 
 PAGE_SIZE = 50
 #: column -> (API sort name or None for the API's default order, first direction, header text).
@@ -46,6 +46,10 @@ CAPABILITY_LABELS = {
     "audio_output": "Audio output",
 }
 _MULTI = ("provider", "capability", "input_modalities", "output_modalities", "status", "family")
+#: The API's list parameters (GET /api/v1/models), which are the page's too.
+LIST_PARAMS = frozenset(ModelListQuery.__struct_fields__)
+MODALITIES = tuple(m.value for m in Modality)
+STATUSES = tuple(s.value for s in ModelStatus)
 
 
 def list_params(query: MultiMapping[str]) -> dict[str, str]:

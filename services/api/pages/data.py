@@ -1,77 +1,105 @@
-"""Where the pages get their data: the JSON API's own answers and the same shared/ functions.
+"""Where the pages get their data: the JSON API's own answers and the same shared/db reads.
 
 A route that takes only a query (the model list, compare, providers, refresh status) is answered by
-calling the API's handler with the page's request re-addressed to the API route, so that a page
-shows exactly what the API answers and shares its response cache. The rest calls the functions
-those handlers call.
+the very handler `endpoint()` builds from its Route in services/api/routes.py, called with the
+page's request re-addressed to the API route: a page shows exactly what the API answers, its
+parameters are decoded and validated by the API's one decoder (services/api/params.py), and it
+shares the API's response cache. A model's own data (the model, its provider, its whole history and
+its benchmarks) is read with the shared/db functions the API's handlers read it with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import functools
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 from aiohttp import web
 from yarl import URL
 
-from services.api import keys, views
-from shared.api_models import run_object
-from shared.db import models as q
+from services.api import keys
+from services.api.auth import Handler
+from services.api.route import endpoint
+from services.api.routes import ROUTES
+from shared.db import api_reads, scores
 from shared.db import runs as runs_db
+from shared.schemas.api import run_object
 
-Handler = Callable[[web.Request], Awaitable[web.Response]]
+#: The largest page the API answers (PageSize): the pages ask for whole lists in as few as that.
+MAX_PAGE = 500
 _decode = msgspec.json.Decoder()
 
 
-async def _api(request: web.Request, handler: Handler, path: str, params: Mapping[str, str]) -> Any:
+@functools.cache
+def _handler(path: str) -> Handler:
+    """The aiohttp handler of the API's GET route at `path`, as add_routes registers it."""
+    route = next(r for r in ROUTES if r.method == "GET" and r.path == path)
+    return endpoint(route)
+
+
+async def _api(request: web.Request, path: str, params: Mapping[str, str]) -> Any:
     """The body of an API GET, as the API answers it (errors raise shared.errors as they do there)."""
     sub = request.clone(rel_url=URL(path).with_query(dict(params)), headers={})
-    response = await handler(sub)
+    response = await _handler(path)(sub)
+    assert isinstance(response, web.Response)
     assert isinstance(response.body, bytes)
     return _decode.decode(response.body)
 
 
 async def model_list(request: web.Request, params: Mapping[str, str]) -> Any:
     """GET /api/v1/models: {data, total, next_cursor}."""
-    return await _api(request, views.list_models, "/api/v1/models", params)
+    return await _api(request, "/api/v1/models", params)
 
 
 async def providers(request: web.Request) -> list[Any]:
-    """GET /api/v1/providers: the listed providers, by id."""
-    body = await _api(request, views.list_providers, "/api/v1/providers", {})
-    return list(body["data"])
+    """GET /api/v1/providers: every listed provider, by id (following the cursors)."""
+    out: list[Any] = []
+    params = {"limit": str(MAX_PAGE)}
+    while True:
+        body = await _api(request, "/api/v1/providers", params)
+        out += body["data"]
+        if not body["next_cursor"]:
+            return out
+        params = {"limit": str(MAX_PAGE), "cursor": body["next_cursor"]}
 
 
 async def comparison(request: web.Request, params: Mapping[str, str]) -> Any:
     """GET /api/v1/models/compare: {data, differences, cheapest, largest_context, cost_estimates, benchmarks}."""
-    return await _api(request, views.compare, "/api/v1/models/compare", params)
+    return await _api(request, "/api/v1/models/compare", params)
 
 
 async def refresh_status(request: web.Request) -> Any:
     """GET /api/v1/refresh/status: {data: runs, schedule, source}."""
-    return await _api(request, views.refresh_status, "/api/v1/refresh/status", {})
+    return await _api(request, "/api/v1/refresh/status", {})
 
 
 async def model(request: web.Request, provider_id: str, model_id: str) -> dict[str, Any] | None:
     """The model object (listed or removed), or None."""
-    doc = await q.get_model(request.app[keys.POOL], provider_id, model_id)
+    doc = await api_reads.get_model(request.app[keys.POOL], provider_id, model_id)
     return None if doc is None else dict(_decode.decode(doc))
 
 
 async def provider(request: web.Request, provider_id: str) -> dict[str, Any] | None:
-    doc = await q.get_provider(request.app[keys.POOL], provider_id)
+    doc = await api_reads.get_provider(request.app[keys.POOL], provider_id)
     return None if doc is None else dict(_decode.decode(doc))
 
 
 async def history(request: web.Request, provider_id: str, model_id: str) -> list[dict[str, Any]]:
-    """The model's changes, newest first: {seq, at, run_id, kind, fields}."""
-    rows = await q.model_history(request.app[keys.POOL], provider_id, model_id)
-    return [{k: r[k] for k in ("seq", "at", "run_id", "kind", "fields")} for r in rows]
+    """The model's changes, all of them, newest first: {seq, at, run_id, kind, fields}."""
+    pool = request.app[keys.POOL]
+    out: list[dict[str, Any]] = []
+    before: int | None = None
+    while True:
+        rows, _, before = await api_reads.model_history(pool, provider_id, model_id, before_seq=before, limit=MAX_PAGE)
+        out += [{k: r[k] for k in ("seq", "at", "run_id", "kind", "fields")} for r in rows]
+        if before is None:
+            return out
 
 
 async def benchmarks(request: web.Request, provider_id: str, model_id: str) -> list[dict[str, Any]]:
-    rows = await q.benchmarks_for(request.app[keys.POOL], [(provider_id, model_id)])
+    """The model's benchmark results (the first MAX_PAGE, as the API orders them)."""
+    rows, _, _ = await scores.list_scores(request.app[keys.POOL], [(provider_id, model_id)], after=None, limit=MAX_PAGE)
     return [dict(r) for r in rows]
 
 
