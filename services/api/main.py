@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from services.api import keys
 from services.api.cache import ResponseCache, TotalsMemo, listen, poll_version
 from services.api.middlewares import request_context
+from services.api.pages import setup_pages
 from services.api.route import MAX_BODY
 from services.api.routes import add_routes, openapi_json
 from shared.config import Settings
@@ -36,6 +37,7 @@ def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = No
     app[keys.OPENAPI] = openapi_json()
     app.cleanup_ctx.append(_resources)
     add_routes(app)
+    setup_pages(app)
     return app
 
 

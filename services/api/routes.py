@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from services.api.handlers import benchmarks, changes, compare, documents, health, models, providers, refresh
-from services.api.openapi import build_openapi, docs_page, openapi_document
+from services.api.openapi import build_openapi, openapi_document
 from services.api.params import decode_json
 from services.api.respond import encode
 from services.api.route import Body, Route, endpoint
@@ -91,7 +91,6 @@ ROUTES: tuple[Route, ...] = (
         cached=True,
     ),
     Route("GET", "/api/v1/openapi.json", openapi_document, "This document", documented=False),
-    Route("GET", "/docs", docs_page, "The API reference", documented=False),
     Route(
         "GET",
         "/api/v1/models",
