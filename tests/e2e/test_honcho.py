@@ -71,7 +71,9 @@ async def test_honcho_runs_the_service_and_sigterm_loses_nothing(settings: Setti
             # Ready means: PostgreSQL and Redis reachable and a catalog loaded by the scheduler's first run.
             await wait_ready(base, 60)
             assert (await _run(dsn, 1))["trigger"] == "scheduler"
-            assert (await _run(dsn, 1))["status"] == "succeeded"
+            # The catalog is visible before its run closes (the close waits for the web's acknowledgement).
+            first = await wait_until(lambda: closed_run(dsn, 1), 30, 0.1, "the scheduler's first run closed")
+            assert first["status"] == "succeeded"
 
             # A refresh whose plan_refresh is in flight (the upstream holds its answer) at SIGTERM.
             up.script = [slow]
@@ -102,6 +104,7 @@ async def test_honcho_runs_the_service_and_sigterm_loses_nothing(settings: Setti
             for p in (locals().get("service"), locals().get("release")):
                 if p is not None and p.poll() is None:
                     os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(10)
             await drop_database(dsn)
     lines = [json.loads(x.split("| ", 1)[1]) for x in log.read_text().splitlines() if "| {" in x]
     assert any(e.get("event") == "web_resources_closed" for e in lines)
