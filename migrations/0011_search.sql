@@ -55,3 +55,7 @@ CREATE TRIGGER models_search_update AFTER UPDATE ON models
     REFERENCING NEW TABLE AS changed_models FOR EACH STATEMENT EXECUTE FUNCTION model_search_sync();
 CREATE TRIGGER models_search_delete AFTER DELETE ON models
     REFERENCING OLD TABLE AS gone_models FOR EACH STATEMENT EXECUTE FUNCTION model_search_forget();
+
+-- Also for refreshes that cost what changed: the sha256 of each model's bytes as last received, so
+-- that a model whose bytes are unchanged is neither decoded nor compared (NULL: compare canonically).
+ALTER TABLE models ADD COLUMN raw_sha256 text;
