@@ -20,7 +20,7 @@ from shared import events
 from shared.catalog import (
     ModelRecord,
     ProviderRecord,
-    decode_provider_slice,
+    decode_changed_models,
     field_changes,
     model_row,
     parse_document,
@@ -338,9 +338,13 @@ async def _apply_slice(
     states = await catalog_writes.model_states(conn, provider_id)
     provider: ProviderRecord | None = None
     incoming: dict[str, ModelRecord] = {}
+    kept: list[str] = []
     if slice_ is not None:
-        provider, incoming = decode_provider_slice(provider_id, slice_)
-    added, updated, removed = _diff(states, incoming)
+        # A listed model whose bytes hash as stored is unchanged: it is neither decoded nor written.
+        provider, incoming, kept = decode_changed_models(
+            provider_id, slice_, lambda mid, digest: mid in states and states[mid][1] and states[mid][2] == digest
+        )
+    added, updated, removed = _diff(states, incoming, kept)
     provider_changed = await _write_provider(conn, provider_id, provider, slice_hash)
     old_raws = await catalog_writes.model_raws(conn, provider_id, updated) if updated else {}
     if added or updated:
@@ -360,7 +364,7 @@ async def _apply_slice(
         )
         changes.extend((run_id, provider_id, mid, ChangeKind.REMOVED, None, version) for mid in removed)
         await catalog_writes.insert_changes(conn, changes)
-    unchanged = len(incoming) - len(added) - len(updated)
+    unchanged = len(incoming) + len(kept) - len(added) - len(updated)
     pending = await runs.complete_provider_run(
         conn,
         run_id,
@@ -375,14 +379,16 @@ async def _apply_slice(
 
 
 def _diff(
-    states: Mapping[str, tuple[str, bool]], incoming: Mapping[str, ModelRecord]
+    states: Mapping[str, tuple[str, bool, str | None]], incoming: Mapping[str, ModelRecord], kept: Sequence[str] = ()
 ) -> tuple[list[str], list[str], list[str]]:
-    """(added, updated, removed) model ids, from the stored (content_hash, listed) and the slice."""
+    """(added, updated, removed) model ids, from the stored (content_hash, listed, _), the decoded
+    models of the slice and the ids of its models known unchanged (`kept`, listed)."""
     added = [mid for mid in incoming if mid not in states or not states[mid][1]]
     updated = [
         mid for mid, rec in incoming.items() if mid in states and states[mid][1] and states[mid][0] != rec.content_hash
     ]
-    removed = [mid for mid, (_, listed) in states.items() if listed and mid not in incoming]
+    present = set(kept)
+    removed = [mid for mid, (_, listed, _) in states.items() if listed and mid not in incoming and mid not in present]
     return added, updated, removed
 
 

@@ -4,9 +4,12 @@ and readiness. Every list answers one page: (rows, total, position after the las
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from shared.db import Queryable
 from shared.errors import BadRequest
@@ -108,44 +111,141 @@ def _filters(q: ModelQuery) -> _Where:
         if value is not None:
             w.add(f"{sql} {w.arg(value)}")
     if q.q:
-        # Every word a substring of the model's id, name, family or provider (trigram-indexed), so
-        # partial names match; with no word in the query, the whole query as one substring.
-        for word in _words(q.q) or [q.q.lower()]:
-            w.add(f"search_text LIKE {w.arg('%' + _escape_like(word) + '%')}::text")
+        _substrings(w, "search_text", q.q)
     return w
 
 
-def _order(q: ModelQuery, page: _Where) -> tuple[str, str, str]:
-    """(sort expression, its SQL type, direction) of a model list."""
+def _substrings(w: _Where, column: str, text: str) -> None:
+    """Every word of a search a substring of `column` (trigram-indexed: the model's id, name, family
+    and provider), so partial names match; with no word in the query, the whole query as one."""
+    for word in _words(text) or [text.lower()]:
+        w.add(f"{column} LIKE {w.arg('%' + _escape_like(word) + '%')}::text")
+
+
+def _order(q: ModelQuery) -> tuple[str, str, str]:
+    """(sort expression, its SQL type, direction) of a model list that is not a ranked search."""
     if q.sort:
         asc_key, desc_key, typ = SORT_SQL[q.sort]
         return (desc_key if q.descending else asc_key), typ, "DESC" if q.descending else "ASC"
-    if q.q:  # a search is ranked unless another order is asked for
-        # Best match first: the exact name or id, then a name that starts with the query, then
-        # whole-word (full-text) matches, then the rest; shorter names first among equals.
-        text = page.arg(q.q.lower()) + "::text"
-        prefix = page.arg(_escape_like(q.q.lower()) + "%") + "::text"
-        rank = (
-            f"((CASE WHEN lower(name) = {text} OR lower(model_id) = {text} THEN 4 ELSE 0 END)"
-            f" + (CASE WHEN lower(name) LIKE {prefix} OR lower(model_id) LIKE {prefix} THEN 2 ELSE 0 END)"
-            f" + (CASE WHEN search @@ plainto_tsquery('simple', {text}) THEN 1 ELSE 0 END)"
-            f" - length(name) / 1000.0)::float8"
-        )
-        return rank, "float8", "DESC"
     return "provider_id", "text", "ASC"
 
 
-async def list_models(
-    conn: Queryable, q: ModelQuery, *, known_total: int | None = None
-) -> tuple[list[str], int, list[Any] | None]:
-    """(model JSON texts, total matching, position after the last row or None at the end).
+def _ranked(q: ModelQuery) -> bool:
+    """A search without another order asked for: ranked best match first over `model_search`."""
+    return bool(q.q) and not q.sort
 
-    known_total: the total, when the caller already knows it for this catalog version (it does
-    not depend on sort, cursor or limit), so that it is not counted again.
+
+#: The rank tiers, best first: (value, exact name or id, name or id starts with the query, whole
+#: words). An exact match is also a prefix match, so exact-but-not-prefix tiers cannot occur.
+_TIERS = [(4 * e + 2 * p + w, e, p, w) for e in (1, 0) for p in (1, 0) for w in (1, 0) if p or not e]
+
+
+def _search_page(q: ModelQuery) -> tuple[str, list[Any], str]:
+    """(page SQL, its arguments, count SQL taking the first of them) of a ranked search over the
+    narrow `model_search` table.
+
+    Best match first: the exact name or id, then a name or id that starts with the query, then
+    whole-word (full-text) matches, then the rest; shorter names first among equals. The rank is
+    (tier - name length / 1000), and the page is read tier by tier, each in index order of (name
+    length, id) with a LIMIT, so a broad search stops after one page instead of ranking every
+    match; only the page is joined back to `models` for its JSON.
     """
+    text = q.q.lower() if q.q else ""
+    w = _Where()
+    if not q.include_removed:
+        w.add("s.listed")
+    others = _filters(msgspec.structs.replace(q, q=None, include_removed=True))
+    if others.parts:  # the other filters are on `models`: each candidate is looked up by its key
+        sql = re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + len(w.args)}", others.sql())
+        w.args += others.args
+        w.add(
+            f"EXISTS (SELECT 1 FROM models m WHERE (m.provider_id, m.model_id) = (s.provider_id, s.model_id) AND {sql})"
+        )
+    matching = w.copy()
+    _substrings(matching, "s.haystack", text)
+    count = f"SELECT count(*) FROM model_search s WHERE {matching.sql()}"
+    w.args = matching.args  # the count's arguments come first
+    exact = f"(s.name_l = {w.arg(text)}::text OR s.model_l = ${len(w.args)}::text)"
+    prefix = f"(s.name_l LIKE {w.arg(_escape_like(text) + '%')}::text OR s.model_l LIKE ${len(w.args)}::text)"
+    lexemes = f"tsvector_to_array(to_tsvector('simple', {w.arg(text)}::text))"
+    word = f"(cardinality({lexemes}) > 0 AND s.lexemes @> {lexemes})"
+    limit = w.arg(q.limit + 1)
+    after = _rank_cursor(q, w)
+    tiers = []
+    for tier, e, p, wd in _TIERS:
+        if (bound := after(tier)) is None:
+            continue
+        # A prefix (or exact) match holds every word of the query already; the others are tested.
+        where = [*(w.parts if p else matching.parts), exact if e else f"NOT {exact}"]
+        # In a prefix tier the few rows of a name length are tested for whole words one by one
+        # (lexemes || '{}' keeps the planner off the whole-word index, which would read every match).
+        words = word.replace("s.lexemes @>", "(s.lexemes || '{}'::text[]) @>") if p else word
+        where += [prefix if p else f"NOT {prefix}", words if wd else f"NOT {words}", bound]
+        tiers.append(_tier_sql(tier, " AND ".join(where), limit, probe=bool(p)))
+    page = " UNION ALL ".join(tiers) or "(SELECT NULL::text, NULL::text, NULL::float8 WHERE false)"
+    sql = (
+        f"SELECT m.{MODEL_JSON} AS doc, top.k, top.provider_id, top.model_id, ({{count}}) AS total "
+        f"FROM (SELECT * FROM ({page}) u LIMIT {limit}) top (provider_id, model_id, k) "
+        "JOIN models m USING (provider_id, model_id) "
+        "ORDER BY top.k DESC, top.provider_id, top.model_id"
+    )
+    return sql, w.args, count
+
+
+def _tier_sql(tier: int, where: str, limit: str, *, probe: bool) -> str:
+    """One rank tier's first rows in (name length, id) order. A prefix tier probes its (name length,
+    lower name or id) indexes one name length at a time, shortest first, and stops at a page: its
+    matches can be many and their names long, where an index scan by length would wade through
+    every shorter name. The other tiers let the planner choose between that scan (a broad match)
+    and the trigram or whole-word index (a rare one)."""
+    rank = f"({tier} - s.name_len / 1000.0)::float8"
+    if not probe:
+        return (
+            f"(SELECT s.provider_id, s.model_id, {rank} FROM model_search s "
+            f"WHERE {where} ORDER BY s.name_len, s.provider_id, s.model_id LIMIT {limit})"
+        )
+    lengths = "(SELECT min(name_len) FROM model_search), (SELECT max(name_len) FROM model_search)"
+    return (
+        f"(SELECT t.* FROM generate_series({lengths}) AS n (len) CROSS JOIN LATERAL ("
+        f"SELECT s.provider_id, s.model_id, {rank} FROM model_search s WHERE s.name_len = n.len AND {where} "
+        f"ORDER BY s.provider_id, s.model_id LIMIT {limit}) t LIMIT {limit})"
+    )
+
+
+def _rank_cursor(q: ModelQuery, w: _Where) -> Any:
+    """tier -> the SQL condition of a tier's rows after the cursor (true without one), or None
+    when the whole tier comes before it."""
+    if q.cursor is None:
+        return lambda tier: "true"
+    value, pid, mid = q.cursor
+    try:
+        k = float(value)
+    except (TypeError, ValueError):
+        k = math.nan
+    if not math.isfinite(k):
+        raise BadRequest("invalid cursor", [("cursor", "not a cursor of this list")])
+    v, p, m = w.arg(k), w.arg(pid), w.arg(mid)
+
+    def after(tier: int) -> str | None:
+        # rank <= k holds only for name_len >= (tier - k) * 1000: an index bound, one short for rounding.
+        shortest = max(0, math.floor((tier - k) * 1000) - 1)
+        if shortest > 999:
+            return None
+        rank = f"({tier} - s.name_len / 1000.0)::float8"
+        return (
+            f"s.name_len >= {shortest} AND ({rank} < {v}::float8 "
+            f"OR ({rank} = {v}::float8 AND (s.provider_id, s.model_id) > ({p}, {m})))"
+        )
+
+    return after
+
+
+def _list_page(q: ModelQuery) -> tuple[str, list[Any], str]:
+    """(page SQL, its arguments, count SQL taking the first of them) of a model list in a sort
+    order (or by id) over `models`."""
     w = _filters(q)
     page = w.copy()  # the page query takes every argument of the count query, then its own
-    key, typ, direction = _order(q, page)
+    key, typ, direction = _order(q)
     if q.cursor is not None:
         value, pid, mid = q.cursor
         try:
@@ -156,24 +256,40 @@ async def list_models(
         op = "<" if direction == "DESC" else ">"
         page.add(f"({key} {op} {v}::{typ} OR ({key} = {v}::{typ} AND (provider_id, model_id) > ({p}, {m})))")
     limit = page.arg(q.limit + 1)
-    # One round trip: the count is an uncorrelated subquery, evaluated once.
-    count = f"(SELECT count(*) FROM models WHERE {w.sql()})" if known_total is None else str(int(known_total))
-    rows = await conn.fetch(
-        f"SELECT {MODEL_JSON} AS doc, {key} AS k, provider_id, model_id, {count} AS total "
-        f"FROM models WHERE {page.sql()} ORDER BY {key} {direction}, provider_id, model_id LIMIT {limit}",
-        *page.args,
+    sql = (
+        f"SELECT {MODEL_JSON} AS doc, {key} AS k, provider_id, model_id, ({{count}}) AS total "
+        f"FROM models WHERE {page.sql()} ORDER BY {key} {direction}, provider_id, model_id LIMIT {limit}"
     )
+    return sql, page.args, f"SELECT count(*) FROM models WHERE {w.sql()}"
+
+
+async def list_models(
+    conn: Queryable, q: ModelQuery, *, known_total: int | None = None
+) -> tuple[list[str], int, list[Any] | None]:
+    """(model JSON texts, total matching, position after the last row or None at the end).
+
+    known_total: the total, when the caller already knows it for this catalog version (it does
+    not depend on sort, cursor or limit), so that it is not counted again.
+    """
+    sql, args, count = _search_page(q) if _ranked(q) else _list_page(q)
+    # One round trip: the count is an uncorrelated subquery, evaluated once.
+    rows = await conn.fetch(sql.replace("{count}", count if known_total is None else str(int(known_total))), *args)
     if rows:
         total = rows[0]["total"]
     elif known_total is not None:
         total = known_total
     else:  # past the last page, or nothing matches: the count still has to be told
-        total = await conn.fetchval(f"SELECT count(*) FROM models WHERE {w.sql()}", *w.args)
+        total = await conn.fetchval(count, *args[: _max_arg(count)])
     more = len(rows) > q.limit
     rows = rows[: q.limit]
     # The sort value travels as text: JSON has no Infinity, and repr() of a float round-trips exactly.
     position = [str(rows[-1]["k"]), rows[-1]["provider_id"], rows[-1]["model_id"]] if more and rows else None
     return [r["doc"] for r in rows], int(total), position
+
+
+def _max_arg(sql: str) -> int:
+    """The highest $n placeholder in a statement."""
+    return max((int(n) for n in re.findall(r"\$(\d+)", sql)), default=0)
 
 
 async def get_model(conn: Queryable, provider_id: str, model_id: str) -> str | None:

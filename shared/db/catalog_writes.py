@@ -28,13 +28,14 @@ async def listed_provider_hashes(conn: Conn) -> dict[str, str]:
     return {r["id"]: r["content_hash"] for r in rows}
 
 
-async def model_states(conn: Conn, provider_id: str) -> dict[str, tuple[str, bool]]:
-    """model_id -> (content_hash, listed) for every model this provider ever had."""
+async def model_states(conn: Conn, provider_id: str) -> dict[str, tuple[str, bool, str | None]]:
+    """model_id -> (content_hash, listed, sha256 of the bytes last received) for every model this
+    provider ever had."""
     rows = await conn.fetch(
-        "SELECT model_id, content_hash, removed_at IS NULL AS listed FROM models WHERE provider_id = $1",
+        "SELECT model_id, content_hash, removed_at IS NULL AS listed, raw_sha256 FROM models WHERE provider_id = $1",
         provider_id,
     )
-    return {r["model_id"]: (r["content_hash"], r["listed"]) for r in rows}
+    return {r["model_id"]: (r["content_hash"], r["listed"], r["raw_sha256"]) for r in rows}
 
 
 async def model_raws(conn: Conn, provider_id: str, model_ids: Sequence[str]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ import json
 import msgspec
 import pytest
 
-from shared.catalog import decode_provider_slice, field_changes, parse_document
+from shared.catalog import decode_changed_models, decode_provider_slice, field_changes, parse_document, sha256_hex
 from shared.embedded import document
 from shared.errors import MalformedDocument
 from shared.schemas.catalog import Document
@@ -78,3 +78,19 @@ def test_field_changes() -> None:
     assert field_changes({"cost": {"input": 3}}, {}) == {"cost.input": [3, None]}
     assert field_changes({"a": 1}, {"a": 1.0}) == {}
     assert field_changes({"a": True}, {"a": 1}) == {"a": [True, 1]}
+
+
+def test_models_whose_bytes_are_vouched_for_are_not_decoded() -> None:
+    data = b'{"id": "a", "name": "A", "env": [], "models": {"m1": {"id": "m1", "name": "One"}, "m2": {"bad": 1}}}'
+    digests: dict[str, str] = {}
+
+    def vouch(mid: str, digest: str) -> bool:
+        digests[mid] = digest
+        return mid == "m2"
+
+    provider, models, kept = decode_changed_models("a", data, vouch)
+    assert provider.raw == {"id": "a", "name": "A", "env": []}
+    assert list(models) == ["m1"] and kept == ["m2"]  # m2 (invalid) was never decoded
+    assert models["m1"].raw_sha256 == digests["m1"] == sha256_hex(b'{"id": "m1", "name": "One"}')
+    with pytest.raises(MalformedDocument):  # the same slice with nothing vouched for: m2 is decoded
+        decode_changed_models("a", data, lambda mid, digest: False)
