@@ -34,9 +34,11 @@ from shared.sender import Sender
 log = structlog.get_logger(__name__)
 
 WEB_PROCESS = Info("modelmeta_web_process", "This web process: its instance id and pid")
-#: What a request's head may hold, set explicitly (they are aiohttp's defaults): a request line or
-#: one header line of at most 8190 bytes (else 414 / 431), at most 128 header lines. Bodies are
-#: capped at MAX_BODY (services/api/route.py) by client_max_size, counted after decompression.
+#: What a request's head may hold (AppRunner's arguments), set explicitly rather than left to
+#: aiohttp's defaults (the same values): a request line, and each header line, of at most 8190
+#: bytes; at most 128 header lines; past any of them the parser answers 400 and closes the
+#: connection. Bodies are capped at MAX_BODY (services/api/route.py) by client_max_size, counted
+#: after decompression (413).
 HANDLER_ARGS: dict[str, Any] = {"max_line_size": 8190, "max_field_size": 8190, "max_headers": 128}
 #: Seconds a stopping process gives requests in flight.
 SHUTDOWN_TIMEOUT = 20.0
@@ -92,9 +94,7 @@ async def serve(settings: Settings, *, reuse_port: bool) -> None:
     """One web process: listen, and on the first SIGTERM or SIGINT (a second changes nothing: a
     process group and its manager may both send one) stop taking connections and finish those
     in flight within SHUTDOWN_TIMEOUT."""
-    runner = web.AppRunner(
-        create_app(settings), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, handler_args=HANDLER_ARGS
-    )
+    runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HANDLER_ARGS)
     await runner.setup()
     try:
         await web.TCPSite(runner, port=settings.port, reuse_port=reuse_port or None).start()

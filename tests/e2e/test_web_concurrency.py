@@ -3,6 +3,7 @@ after a refresh, both stopped by one SIGTERM; and web processes sharing one per-
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -129,3 +130,23 @@ async def test_two_web_processes_share_one_budget_per_client(settings: Settings,
                 assert 1 <= int(r.headers["Retry-After"]) <= 61
             async with session.get(f"{base}/healthz") as r:
                 assert r.status == 200
+        for head in (b"GET /" + b"a" * 8200 + b" HTTP/1.1\r\n", b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 8200 + b"\r\n"):
+            assert await status_line(a, head + b"Host: x\r\n\r\n") == b"HTTP/1.0 400 Bad Request", head[:20]
+        many = b"".join(b"X-%d: 1\r\n" % i for i in range(130))
+        assert (
+            await status_line(a, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+            == b"HTTP/1.0 400 Bad Request"
+        )
+        assert await status_line(a, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") == b"HTTP/1.1 200 OK"
+
+
+async def status_line(base: str, raw: bytes) -> bytes:
+    """The status line a web process answers a raw request with."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(raw)
+        await writer.drain()
+        return (await asyncio.wait_for(reader.readline(), 10)).rstrip()
+    finally:
+        writer.close()
