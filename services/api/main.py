@@ -90,10 +90,11 @@ def run_web(settings: Settings) -> int:
     return _supervise(settings)
 
 
-async def serve(settings: Settings, *, reuse_port: bool) -> None:
+async def serve(settings: Settings, *, reuse_port: bool, parent: int | None = None) -> None:
     """One web process: listen, and on the first SIGTERM or SIGINT (a second changes nothing: a
     process group and its manager may both send one) stop taking connections and finish those
-    in flight within SHUTDOWN_TIMEOUT."""
+    in flight within SHUTDOWN_TIMEOUT. A child of `parent` stops too when that parent is gone
+    (killed outright), rather than hold the port as an orphan."""
     runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HANDLER_ARGS)
     await runner.setup()
     try:
@@ -102,17 +103,29 @@ async def serve(settings: Settings, *, reuse_port: bool) -> None:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        orphaned = asyncio.create_task(_orphaned(parent, stop)) if parent is not None else None
         await stop.wait()
         log.info("web_stopping", pid=os.getpid())
+        if orphaned is not None:
+            orphaned.cancel()
     finally:
         await runner.cleanup()
 
 
-def _child(settings: Settings) -> None:
+async def _orphaned(parent: int, stop: asyncio.Event) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent:
+            break
+    log.warning("web_parent_gone", parent=parent)
+    stop.set()
+
+
+def _child(settings: Settings, parent: int) -> None:
     from shared.logging import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings, reuse_port=True))
+    asyncio.run(serve(settings, reuse_port=True, parent=parent))
 
 
 def _supervise(settings: Settings) -> int:
@@ -120,7 +133,10 @@ def _supervise(settings: Settings) -> int:
     each with its own cache and instance id. A signal stops them all; a child that dies stops the
     others too, and the exit code says so, for the process manager to restart the whole."""
     ctx = multiprocessing.get_context("spawn")
-    children = [ctx.Process(target=_child, args=(settings,), name=f"web-{i}") for i in range(settings.web_concurrency)]
+    children = [
+        ctx.Process(target=_child, args=(settings, os.getpid()), name=f"web-{i}")
+        for i in range(settings.web_concurrency)
+    ]
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

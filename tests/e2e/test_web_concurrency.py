@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from tests.support import (
     start,
     stop,
     wait_ready,
+    wait_until,
     web_process,
     worker,
 )
@@ -150,3 +152,27 @@ async def status_line(base: str, raw: bytes) -> bytes:
         return (await asyncio.wait_for(reader.readline(), 10)).rstrip()
     finally:
         writer.close()
+
+
+async def test_processes_whose_parent_is_killed_outright_let_the_port_go(settings: Settings, tmp_path: Path) -> None:
+    async with pipeline(settings) as ctx:
+        assert (await refresh_inline(ctx))["status"] == "succeeded"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    web = start(procfile_argv("web"), env_for(settings, WEB_CONCURRENCY="2", PORT=str(port)), tmp_path / "web.log")
+    try:
+        await wait_ready(base)
+        await model_hits_by_pid(base)  # both children serve
+        web.send_signal(signal.SIGKILL)  # the parent alone: no chance to stop its children
+        web.wait(5)
+
+        async def port_closed() -> bool:
+            try:
+                await fresh(base, "/healthz")
+            except aiohttp.ClientConnectionError:
+                return True
+            return False
+
+        await wait_until(port_closed, 15, 0.2, "the orphaned web processes to stop")
+    finally:
+        stop(web, signal.SIGKILL)
