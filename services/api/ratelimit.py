@@ -53,6 +53,9 @@ _OPEN_FOR = 1.0
 _LOG_EVERY = 60.0
 #: A Redis that does not answer within this is taken as down for the request.
 _REDIS_TIMEOUT = 0.25
+#: Clients refused lately, remembered by each process so that a client flooding past its budget
+#: costs no Redis call until its window frees a slot (which no other process can do sooner).
+_REFUSED_MAX = 10_000
 
 
 # -- who the client is -------------------------------------------------------------------------
@@ -132,6 +135,7 @@ class ClientLimits:
         self.exempt = EXEMPT_PATHS | admin_paths
         self._down_until = 0.0
         self._logged_at = -_LOG_EVERY
+        self._refused: dict[str, float] = {}
 
     def budget_for(self, route: str) -> Budget | None:
         if route in self.exempt:
@@ -141,12 +145,23 @@ class ClientLimits:
     async def take(self, budget: Budget, client: str) -> Slot | None:
         """A slot of the client's budget, or None when Redis cannot say (the request is served)."""
         now = time.monotonic()
+        key = f"{budget.name}:{client_key(client)}"
+        until = self._refused.get(key)
+        if until is not None:
+            if now < until:
+                return Slot(False, 0, until - now)
+            del self._refused[key]
         if now < self._down_until:
             LIMITER_UNAVAILABLE.inc()
             return None
         try:
             async with asyncio.timeout(_REDIS_TIMEOUT):
-                return await budget.limiter.take(f"{budget.name}:{client_key(client)}")
+                slot = await budget.limiter.take(key)
+            if not slot.granted:
+                if len(self._refused) >= _REFUSED_MAX:
+                    self._refused.clear()
+                self._refused[key] = now + slot.reset
+            return slot
         except (redis.exceptions.RedisError, OSError, TimeoutError) as e:
             self._down_until = now + _OPEN_FOR
             LIMITER_UNAVAILABLE.inc()

@@ -53,6 +53,12 @@ async def test_the_61st_request_of_a_minute_is_refused_and_another_client_is_not
         assert 1 <= int(refused.headers["Retry-After"]) <= 61
         assert refused.headers["RateLimit-Remaining"] == "0"
         assert refused.headers["RateLimit-Reset"] == refused.headers["Retry-After"]
+        # refused again without asking Redis: the process remembers until the window frees a slot
+        limiter = client.app[LIMITS].api.limiter  # type: ignore[union-attr]
+        take, limiter.take = limiter.take, None  # type: ignore[assignment,method-assign]
+        again = await client.get("/api/v1/providers", headers=as_client("198.51.100.1"))
+        assert again.status == 429 and 1 <= int(again.headers["Retry-After"]) <= 61
+        limiter.take = take  # type: ignore[method-assign]
         other = await client.get("/api/v1/models?limit=1", headers=as_client("198.51.100.2"))
         assert other.status == 200 and other.headers["RateLimit-Remaining"] == "59"
         # the address a client writes itself (left of what the proxy appended) is not believed
