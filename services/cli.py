@@ -326,8 +326,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     from services.api.main import run_web
 
-    run_web(settings)
-    return 0
+    return run_web(settings)
 
 
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
@@ -358,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     ib = sub.add_parser("import-benchmarks", help="import benchmark results from a JSON or CSV file")
     ib.add_argument("file", help="a JSON list or a CSV file (model, benchmark, score, metric, source, date)")
     ib.add_argument("--format", choices=("json", "csv"), help="default: by the file's extension")
-    sub.add_parser("web", help="run the HTTP API on $PORT")
+    sub.add_parser("web", help="run the HTTP API on $PORT ($WEB_CONCURRENCY processes, default 1)")
     sub.add_parser("scheduler", help="run the periodic refresh scheduler")
     return p
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -97,6 +98,18 @@ def _tokens(value: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in value.split(",") if t.strip())
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(value: str) -> tuple[Network, ...]:
+    """`10.0.0.0/8, 192.168.1.7, ::1`: addresses and CIDR blocks (a bare address is a /32 or /128)."""
+    return tuple(ipaddress.ip_network(t, strict=False) for t in _tokens(value))
+
+
+def _rate_limit_or_off(text: str) -> RateLimit | None:
+    return None if text.lower() in ("off", "0", "none") else RateLimit.parse(text)
+
+
 #: (variable, parser, Settings attribute), read in this order: a later variable setting the same
 #: attribute wins, so our own names come after the seed's.
 _Variable = tuple[str, Callable[[str], object], str]
@@ -139,6 +152,13 @@ VARIABLES: tuple[_Variable, ...] = (
     ("WORKER_MAINTENANCE_CHANCE", _positive_int, "worker_maintenance_chance"),
     ("PROVIDER_MAX_ATTEMPTS", _positive_int, "provider_max_attempts"),
     ("STALE_RUN_AFTER", parse_duration, "stale_run_after"),
+    # -- what a client can make a web process hold (issue 15) --
+    ("API_RATE_LIMIT", _rate_limit_or_off, "api_rate_limit"),
+    ("API_DOCUMENT_RATE_LIMIT", _rate_limit_or_off, "api_document_rate_limit"),
+    ("TRUSTED_PROXIES", _networks, "trusted_proxies"),
+    ("WEB_MAX_STREAMS", _positive_int, "web_max_streams"),
+    ("WEB_MAX_STREAMS_PER_CLIENT", _positive_int, "web_max_streams_per_client"),
+    ("WEB_CONCURRENCY", _positive_int, "web_concurrency"),
 )
 
 
@@ -172,6 +192,17 @@ class Settings:
     worker_maintenance_chance: int = 1000
     provider_max_attempts: int = 5
     stale_run_after: float = 600.0
+    #: Per-client budgets of the web API (None: unlimited), kept in Redis and shared by every web process.
+    api_rate_limit: RateLimit | None = None
+    #: The whole-catalog documents' own budget (None: they share api_rate_limit's).
+    api_document_rate_limit: RateLimit | None = None
+    #: Peers whose X-Forwarded-For is believed (the right-most address not in these is the client).
+    trusted_proxies: tuple[Network, ...] = ()
+    #: Concurrent long-lived streams per web process, and per client within it.
+    web_max_streams: int = 256
+    web_max_streams_per_client: int = 4
+    #: Web processes `modelmeta web` starts on the one port (SO_REUSEPORT).
+    web_concurrency: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -25,6 +25,31 @@ RUN_COLUMNS = """
 """
 
 
+#: An Idempotency-Key answers the run it made for this long (seconds), and at most this many keys
+#: are held: older ones are forgotten, so a key used again after a day makes a new run.
+IDEMPOTENCY_TTL = 24 * 3600.0
+IDEMPOTENCY_MAX_KEYS = 10_000
+
+
+async def forget_idempotency_keys(
+    conn: Queryable, *, ttl: float = IDEMPOTENCY_TTL, keep: int = IDEMPOTENCY_MAX_KEYS
+) -> int:
+    """Clear the keys older than `ttl` and all but the newest `keep`; return how many were cleared.
+    Run before each keyed request, it keeps at most keep + 1 keys (an index holds just those)."""
+    done = await conn.execute(
+        """
+        UPDATE refresh_runs SET idempotency_key = NULL
+        WHERE idempotency_key IS NOT NULL
+          AND (requested_at < now() - make_interval(secs => $1)
+               OR id <= (SELECT id FROM refresh_runs WHERE idempotency_key IS NOT NULL
+                         ORDER BY id DESC OFFSET $2 LIMIT 1))
+        """,
+        ttl,
+        keep,
+    )
+    return int(done.split()[-1])
+
+
 def scope_key(providers: Sequence[str] | None) -> str:
     """What makes two triggers the same run: the whole catalog, or the same provider set."""
     return "*" if not providers else ",".join(sorted(set(providers)))
@@ -41,6 +66,8 @@ async def create_or_join_run(
     """A new queued run (True), or the open run of the same scope / same key that it joins (False)."""
     scope = sorted(set(providers)) if providers else None
     key = scope_key(providers)
+    if idempotency_key is not None:
+        await forget_idempotency_keys(conn)
     for _ in range(5):
         row = await conn.fetchrow(
             """
