@@ -50,6 +50,14 @@ def _check_url(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """Delays in seconds from `0,5s,5m,30m`: each a duration, or 0 for immediately."""
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or not all(parts):
+        raise ValueError(f"expected comma-separated durations such as 0,5s,5m, got {text!r}")
+    return tuple(0.0 if p == "0" else parse_duration(p) for p in parts)
+
+
 def _boolean(value: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
@@ -90,6 +98,13 @@ class Settings:
     worker_maintenance_chance: int = 1000
     provider_max_attempts: int = 5
     stale_run_after: float = 600.0
+    # Change notifications (issue 12): webhook delivery.
+    webhook_allow_private: bool = False
+    webhook_retry_schedule: tuple[float, ...] = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+    webhook_timeout: float = 10.0
+    webhook_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(20, 1.0))
+    webhook_concurrency: int = 4
+    webhook_disable_after: float = 3 * 86400.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -152,6 +167,12 @@ class Settings:
         get("WORKER_MAINTENANCE_CHANCE", positive_int, "worker_maintenance_chance")
         get("PROVIDER_MAX_ATTEMPTS", positive_int, "provider_max_attempts")
         get("STALE_RUN_AFTER", parse_duration, "stale_run_after")
+        get("WEBHOOK_ALLOW_PRIVATE", _boolean, "webhook_allow_private")
+        get("WEBHOOK_RETRY_SCHEDULE", parse_schedule, "webhook_retry_schedule")
+        get("WEBHOOK_TIMEOUT", parse_duration, "webhook_timeout")
+        get("WEBHOOK_RATE_LIMIT", RateLimit.parse, "webhook_rate_limit")
+        get("WEBHOOK_CONCURRENCY", positive_int, "webhook_concurrency")
+        get("WEBHOOK_DISABLE_AFTER", parse_duration, "webhook_disable_after")
         return dataclasses.replace(d, **values)  # type: ignore[arg-type]
 
     @property

@@ -67,3 +67,8 @@ class Forbidden(ModelmetaError):
 
 class PayloadTooLarge(ModelmetaError):
     """A request body is over the size cap."""
+
+
+class TargetRefused(ModelmetaError):
+    """A webhook URL that modelmeta will not call: not http(s), or a host on a loopback, private,
+    link-local, multicast or reserved address (unless WEBHOOK_ALLOW_PRIVATE=true)."""

@@ -38,6 +38,7 @@ from shared.errors import IntegrityGuardTripped, MalformedDocument, UpstreamErro
 from shared.metrics import INVALIDATIONS, PROVIDER_FAILURES, PROVIDER_SYNCS, REFRESH_DURATION
 from shared.ratelimit import RateLimiter
 from shared.sources import Fetched, HttpFetcher, ModelmetaSource, parse_provider_listing
+from shared.webhooks.outbox import broker_send, enqueue_deliveries
 
 log = structlog.get_logger(__name__)
 
@@ -348,6 +349,10 @@ async def _after_commit(ctx: RefreshContext, run_id: int, provider_id: str, outc
         unchanged=outcome.unchanged,
         catalog_version=outcome.catalog_version,
     )
+    # Change notifications (issue 12): deliveries of what this commit appended (a redelivered,
+    # skipped message plans what a crash after the commit left). Lead: pass the queue sender.
+    if outcome.catalog_version is not None or outcome.status == "skipped":
+        await enqueue_deliveries(ctx.pool, broker_send, run_id=run_id, provider_id=provider_id)
     # Also on a redelivered message (skipped): the worker that committed the last provider may
     # have died before closing the run.
     if outcome.run_closed or outcome.status == "skipped":

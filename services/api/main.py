@@ -18,6 +18,7 @@ from services.api import keys, views
 from services.api.cache import ResponseCache, TotalsMemo, listen, poll_version
 from services.api.middlewares import request_context
 from services.api.openapi import docs_page, openapi_document
+from services.api.webhooks import setup_webhooks
 from shared.config import Settings
 from shared.db.catalog import catalog_version
 from shared.db.pool import create_pool
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = No
     r.add_get("/api/v1/changes", views.changes)
     r.add_post("/api/v1/benchmarks", views.post_benchmarks)
     r.add_get("/api/v1/benchmarks", views.get_benchmarks)
+    setup_webhooks(app)  # change notifications (issue 12): webhook admin routes, Atom and SSE feeds
     return app
 
 

@@ -25,6 +25,7 @@ from shared.config import Settings
 from shared.db import runs as runs_db
 from shared.refresh import RefreshContext, close_context, open_context, request_refresh, sweep_stalled_runs
 from shared.schedule import ScheduleState, claim_slot, slot_at, write_state
+from shared.webhooks.outbox import broker_send, sweep_deliveries
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +90,7 @@ async def sweep(ctx: RefreshContext) -> None:
     await sweep_stalled_runs(
         ctx, idle_seconds=ctx.settings.stale_run_after, send_plan=plan_refresh.send, send_sync=sync_provider.send
     )
+    await sweep_deliveries(ctx.pool, broker_send, idle_seconds=ctx.settings.stale_run_after)  # webhooks, issue 12
 
 
 async def tick(

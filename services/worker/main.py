@@ -58,6 +58,7 @@ class WorkerMetrics(Middleware):
 def run_worker(settings: Settings, *, threads: int, shutdown_timeout: float = 25.0) -> int:
     """Consume until SIGTERM, SIGINT or SIGHUP, then stop: in-flight actors are interrupted and retried."""
     import services.worker.actors  # noqa: F401 (registers the actors on the broker)
+    from services.worker import delivery  # noqa: F401 (the webhook delivery actors, issue 12)
     from services.worker.broker import broker
 
     stop = threading.Event()
