@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import dramatiq
+import dramatiq.broker
 import structlog
 
 from shared.db import Conn
@@ -44,12 +45,16 @@ Send = Callable[[int], None]
 
 
 def broker_send(delivery_id: int) -> None:
-    """Send deliver_changes(delivery_id) through this process's dramatiq broker, by actor and queue
-    name (no actor module is imported)."""
+    """Send deliver_changes(delivery_id) through the broker this process has set, by actor and
+    queue name (no actor module is imported). Never dramatiq's implicit default broker: a process
+    without one has nowhere to send, and the sweep sends the delivery later."""
+    broker = dramatiq.broker.global_broker
+    if broker is None:
+        raise RuntimeError("this process has no dramatiq broker to send deliveries through")
     message: dramatiq.Message[Any] = dramatiq.Message(
         queue_name=QUEUE, actor_name=ACTOR, args=(delivery_id,), kwargs={}, options={}
     )
-    dramatiq.get_broker().enqueue(message)
+    broker.enqueue(message)
 
 
 async def send_all(send: Send, delivery_ids: Sequence[int]) -> None:
