@@ -63,7 +63,9 @@ def _later(seconds: float, reason: str) -> dramatiq.Retry:
     return dramatiq.Retry(reason, delay=max(1, int(seconds * 1000)) + random.randint(0, 50))
 
 
-@async_actor(queue_name=QUEUE, retry_when=_retry_when, time_limit=120_000, notify_shutdown=True)
+# priority: behind the refresh actors (0) in a worker's own queue, so a backlog of deliveries never
+# holds up a sync_provider that this worker has already fetched.
+@async_actor(queue_name=QUEUE, retry_when=_retry_when, time_limit=120_000, notify_shutdown=True, priority=10)
 async def deliver_changes(delivery_id: int) -> None:
     """Attempt one delivery; come back when its next attempt (or the receiver's limit) is due."""
     structlog.contextvars.bind_contextvars(delivery_id=delivery_id)

@@ -292,6 +292,15 @@ async def claim_delivery(
     )
 
 
+async def release_claim(conn: Queryable, delivery_id: int) -> None:
+    """Undo a claim whose attempt was not made (the receiver's limits were spent)."""
+    await conn.execute(
+        "UPDATE webhook_deliveries SET attempts = attempts - 1, lease_until = NULL "
+        "WHERE id = $1 AND status = 'pending' AND attempts > 0",
+        delivery_id,
+    )
+
+
 async def batch_rows(conn: Queryable, first_seq: int, last_seq: int) -> list[asyncpg.Record]:
     """The change-log rows of a delivery's range, in seq order (the caller keeps its commit's
     matching ones)."""

@@ -3,12 +3,14 @@
 The row, not the message, is the truth: a message only says "look at delivery N". An attempt is
 made only when the row is pending, due and not held by another worker (a lease that outlives a
 killed worker by a little), so a redelivered or duplicate message sends nothing twice, and every
-attempt of a delivery carries the same webhook-id and body.
+attempt of a delivery carries the same webhook-id and body (built from the change log).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +23,7 @@ from redis.asyncio import Redis
 from shared.config import Settings
 from shared.db import webhooks as db
 from shared.enums import DeliveryStatus, SubscriptionStatus
-from shared.errors import TargetRefused
+from shared.errors import RateLimited, TargetRefused
 from shared.ratelimit import RateLimiter
 from shared.webhooks.batches import in_batch
 from shared.webhooks.filters import Filters
@@ -92,27 +94,44 @@ def receiver_key(url: str) -> str:
 
 
 async def deliver(res: DeliveryResources, delivery_id: int) -> Outcome:
-    """Make one attempt of a delivery if it is due; say when to come back if it is not done."""
+    """Make one attempt of a delivery if it is due; say when to come back if it is not done.
+
+    RateLimited (the receiver's budget or its concurrency is spent) leaves the delivery as it
+    was, for the caller to try again later.
+    """
+    claimed = await db.claim_delivery(res.pool, delivery_id, res.settings.webhook_timeout + LEASE_MARGIN, EARLY)
+    if claimed is None:
+        return await _not_claimed(res, delivery_id)
+    if claimed["attempts"] == 1 and claimed["since_commit_s"] is not None:
+        FIRST_ATTEMPT_LATENCY.observe(claimed["since_commit_s"])
+    async with _receiver_slot(res, receiver_key(claimed["url"]), delivery_id):
+        body = await _body(res.pool, claimed)
+        answer = await _attempt(res, claimed, body)
+    return await _record(res, claimed, answer)
+
+
+async def _not_claimed(res: DeliveryResources, delivery_id: int) -> Outcome:
+    """Why a delivery could not be claimed: done, its subscription disabled, or not due yet."""
     state = await db.delivery_state(res.pool, delivery_id)
     if state is None or state["status"] != DeliveryStatus.PENDING:
         return Outcome("skipped")
     if state["subscription_status"] != SubscriptionStatus.ACTIVE:
         await db.fail_delivery(res.pool, delivery_id, "subscription disabled")
         return Outcome("skipped")
-    if state["wait_s"] > EARLY:
-        return Outcome("waiting", state["wait_s"])
-    key = receiver_key(state["url"])
-    await res.limiter.acquire(key)  # RateLimited: the caller retries later, no attempt counted
-    async with res.gate.hold(key):
-        lease = res.settings.webhook_timeout + LEASE_MARGIN
-        claimed = await db.claim_delivery(res.pool, delivery_id, lease, EARLY)
-        if claimed is None:
-            return Outcome("skipped")  # another worker took it, or it changed meanwhile
-        if claimed["attempts"] == 1 and claimed["since_commit_s"] is not None:
-            FIRST_ATTEMPT_LATENCY.observe(claimed["since_commit_s"])
-        body = await _body(res.pool, claimed)
-        answer = await _attempt(res, claimed, body)
-    return await _record(res, claimed, answer)
+    # Not due, or another worker holds it (or held it and died): come back when that ends.
+    return Outcome("waiting", max(state["wait_s"], EARLY))
+
+
+@asynccontextmanager
+async def _receiver_slot(res: DeliveryResources, key: str, delivery_id: int) -> AsyncIterator[None]:
+    """The receiver's rate and concurrency limits; when they are spent, the claim is undone."""
+    try:
+        await res.limiter.acquire(key)
+        async with res.gate.hold(key):
+            yield
+    except RateLimited:
+        await db.release_claim(res.pool, delivery_id)
+        raise
 
 
 async def _body(pool: asyncpg.Pool, d: Any) -> bytes:

@@ -41,9 +41,7 @@ async def test_a_worker_killed_during_a_delivery_is_redelivered_under_the_same_i
         await asyncio.sleep(30)
         return None
 
-    env = env_for(
-        settings, WEBHOOK_ALLOW_PRIVATE="true", WEBHOOK_TIMEOUT="3s", WEBHOOK_RETRY_SCHEDULE="0,1s,1s,2s,5s"
-    )
+    env = env_for(settings, WEBHOOK_ALLOW_PRIVATE="true", WEBHOOK_TIMEOUT="3s", WEBHOOK_RETRY_SCHEDULE="0,1s,1s,2s,5s")
     log = tmp_path / "worker.log"
     async with receiver(script) as r:
         added = await asyncio.to_thread(cli, ["webhooks", "add", r.url, "--provider", "acme", "--json"], env)

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from shared.config import RateLimit, Settings
+from shared.errors import RateLimited
 from shared.webhooks import outbox
 from shared.webhooks.delivery import deliver
 from shared.webhooks.subscriptions import create_subscription
@@ -225,3 +226,40 @@ async def test_a_private_target_is_refused_again_at_delivery_time(settings: Sett
             error = await ctx.pool.fetchval("SELECT last_error FROM webhook_deliveries")
             assert error.startswith("refused: ") and "loopback" in error
             assert r.requests == []
+
+
+async def test_per_receiver_rate_and_concurrency_limits(settings: Settings) -> None:
+    in_flight, most = 0, 0
+
+    async def slow(nth: int, request: web.Request) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.2)
+        in_flight -= 1
+
+    limits = {**QUICK, "webhook_concurrency": 1}
+    with stub_broker() as broker:
+        async with receiver(slow) as r, pipeline(settings, **limits) as ctx:
+            await create_subscription(ctx.pool, ctx.settings, url=r.url)
+            await refresh_inline(ctx)
+            ids = sent_ids(broker)
+            async with delivery_resources(ctx) as res:
+                assert {o.status for o in await drain(res, ids, concurrency=5)} == {"delivered"}
+            assert len(r.requests) == 5
+            assert most == 1  # one request at a time to this receiver, across all the "workers"
+
+            # A spent rate budget: no attempt is made or counted, the caller is told to come back.
+            await ctx.pool.execute("UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now()")
+            spent = dataclasses.replace(
+                ctx, settings=dataclasses.replace(ctx.settings, webhook_rate_limit=RateLimit(1, 60))
+            )
+            async with delivery_resources(spent) as res:
+                assert (await deliver(res, ids[0])).status == "delivered"
+                with pytest.raises(RateLimited):
+                    await deliver(res, ids[1])
+            row = await ctx.pool.fetchrow(
+                "SELECT status, attempts, lease_until FROM webhook_deliveries WHERE id = $1", ids[1]
+            )
+            assert (row["status"], row["attempts"], row["lease_until"]) == ("pending", 1, None)
+            assert len(r.requests) == 6
