@@ -48,6 +48,7 @@ bench: install services
 	$(BIN)/python benchmarks/api_bench.py
 	$(BIN)/python benchmarks/scale_bench.py
 	$(BIN)/python benchmarks/load_bench.py
+	$(BIN)/python benchmarks/webhooks_bench.py
 	$(BIN)/python benchmarks/report.py
 
 clean:

@@ -136,6 +136,8 @@ async def bench(subscriptions: int, processes: int, threads: int) -> list[tuple[
         from services.worker.actors import plan_refresh
         from shared.webhooks.subscriptions import create_subscription
 
+        configure_logging("warning")  # after the broker module, which configures it from the environment
+
         settings = Settings.from_env()
         pool = await create_pool(dsn, min_size=1, max_size=4)
         with worker_processes(env, processes, threads) as procs:
@@ -197,10 +199,9 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=16)
     args = ap.parse_args()
-    configure_logging("warning")
     rows = asyncio.run(bench(args.subscriptions, args.processes, args.threads))
     print(table(rows))
-    write_results("6-webhooks", rows)
+    write_results("5-webhooks", rows)
 
 
 if __name__ == "__main__":

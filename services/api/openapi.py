@@ -9,12 +9,15 @@ from aiohttp import web
 
 from services.api.middlewares import Problem
 from services.api.views import RefreshRequest
+from services.api.webhooks_openapi import STRUCTS as WEBHOOK_STRUCTS
+from services.api.webhooks_openapi import openapi_paths as webhook_paths
 from shared.api_models import Benchmark, Change, Comparison, Provider, RefreshStatus, Run
 from shared.benchmarks import BenchmarkIn
 from shared.listing import CAPABILITIES, MAX_NUMBER, MODALITIES, MODEL_ID_PATTERN, SORTS, STATUSES, csv_pattern
 from shared.schemas.catalog import Model
 
 _STRUCTS = (Run, Provider, Change, Benchmark, Problem, Model, RefreshRequest, BenchmarkIn, Comparison, RefreshStatus)
+_ALL_STRUCTS = (*_STRUCTS, *WEBHOOK_STRUCTS)  # change notifications (issue 12)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -68,7 +71,7 @@ def _admin(ok: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_openapi() -> dict[str, Any]:
-    (_, components) = msgspec.json.schema_components(_STRUCTS, ref_template="#/components/schemas/{name}")
+    (_, components) = msgspec.json.schema_components(_ALL_STRUCTS, ref_template="#/components/schemas/{name}")
     components["BenchmarkList"] = {"type": "array", "items": _ref("BenchmarkIn"), "minItems": 1, "maxItems": 10_000}
     components["ModelObject"] = {
         "allOf": [
@@ -290,6 +293,7 @@ def build_openapi() -> dict[str, Any]:
         },
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "metrics"}}}},
     }
+    paths.update(webhook_paths())  # change notifications (issue 12)
     return {
         "openapi": "3.1.0",
         "info": {"title": "modelmeta", "version": "1", "description": "A mirror of the models.dev catalog."},

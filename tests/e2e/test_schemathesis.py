@@ -22,7 +22,11 @@ pytestmark = pytest.mark.slow
 
 # Operations whose schema-valid inputs include opaque tokens (cursors) or free-form CSV that no
 # schema can tell apart from garbage: for them, a 400 for a "schema-valid" request is right.
-OPAQUE = r"(/models$|/models/capability/|/benchmarks$)"
+OPAQUE = r"(/models$|/models/capability/|/benchmarks$|/webhooks$|/replay$)"
+# Not called at all: the change stream never ends, and a test event would POST to whatever public
+# address a generated subscription names. (A webhook URL that is schema-valid may still be refused
+# by its address, and a replay of a disabled subscription is a 400: both are in OPAQUE.)
+UNCALLED = r"(/changes/stream$|/test$)"
 
 
 async def _load_sample(settings: Settings) -> None:
@@ -67,7 +71,7 @@ def test_served_openapi_holds(settings: Settings, tmp_path: Path) -> None:
             except OSError:
                 time.sleep(0.1)
         url = base + "/api/v1/openapi.json"
-        strict = _schemathesis(url, "--exclude-path-regex", OPAQUE)
+        strict = _schemathesis(url, "--exclude-path-regex", f"{OPAQUE}|{UNCALLED}")
         assert strict.returncode == 0, strict.stdout[-6000:]
         lenient = _schemathesis(url, "--include-path-regex", OPAQUE, "--exclude-checks", "positive_data_acceptance")
         assert lenient.returncode == 0, lenient.stdout[-6000:]
