@@ -21,6 +21,7 @@ import structlog
 from redis.asyncio import Redis
 
 from shared.config import Settings
+from shared.db import Conn
 from shared.db import webhooks as db
 from shared.enums import DeliveryStatus, SubscriptionStatus
 from shared.errors import RateLimited, TargetRefused
@@ -99,13 +100,14 @@ async def deliver(res: DeliveryResources, delivery_id: int) -> Outcome:
     RateLimited (the receiver's budget or its concurrency is spent) leaves the delivery as it
     was, for the caller to try again later.
     """
-    claimed = await db.claim_delivery(res.pool, delivery_id, res.settings.webhook_timeout + LEASE_MARGIN, EARLY)
+    async with res.pool.acquire() as conn:  # one connection (one reset) for the claim and the body
+        claimed = await db.claim_delivery(conn, delivery_id, res.settings.webhook_timeout + LEASE_MARGIN, EARLY)
+        body = await _body(conn, claimed) if claimed is not None else b""
     if claimed is None:
         return await _not_claimed(res, delivery_id)
     if claimed["attempts"] == 1 and claimed["since_commit_s"] is not None:
         FIRST_ATTEMPT_LATENCY.observe(claimed["since_commit_s"])
     async with _receiver_slot(res, receiver_key(claimed["url"]), delivery_id):
-        body = await _body(res.pool, claimed)
         answer = await _attempt(res, claimed, body)
     return await _record(res, claimed, answer)
 
@@ -134,13 +136,13 @@ async def _receiver_slot(res: DeliveryResources, key: str, delivery_id: int) -> 
         raise
 
 
-async def _body(pool: asyncpg.Pool, d: Any) -> bytes:
+async def _body(conn: Conn, d: Any) -> bytes:
     if d["event_type"] == WEBHOOK_TEST:
         return test_body(d["created_at"], d["subscription_id"])
     filters = Filters.of(d["providers"], d["kinds"], d["fields"])
     rows = [
         r
-        for r in await db.batch_rows(pool, d["first_seq"], d["last_seq"])
+        for r in await db.batch_rows(conn, d["first_seq"], d["last_seq"])
         if in_batch(r, d["provider_id"], d["catalog_version"])
         and filters.matches(r["provider_id"], r["kind"], r["fields"])
     ]
