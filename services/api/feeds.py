@@ -213,6 +213,8 @@ async def changes_stream(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         await response.write(b"retry: 3000\n\n")
         await _stream(request, response, q, after)
+    except ConnectionResetError:  # a write that raced the client's going away (aiohttp cancels us otherwise)
+        log.debug("stream_client_gone")
     finally:
         notifier.listeners -= 1
     return response

@@ -15,6 +15,7 @@ import feedparser
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
 
 from services.api.feeds import HEARTBEAT_KEY
 from services.api.main import create_app
@@ -161,25 +162,27 @@ async def test_stream_follows_a_refresh_and_resumes_without_gap_or_repeat(
     ):
         await refresh_inline(ctx)
         before = await ctx.pool.fetchval("SELECT max(seq) FROM model_changes")
-        first = await client.get("/api/v1/changes/stream")
-        assert first.headers["Content-Type"] == "text/event-stream"
-        reader = EventReader(first)
+        with capture_logs() as logs:
+            first = await client.get("/api/v1/changes/stream")
+            assert first.headers["Content-Type"] == "text/event-stream"
+            reader = EventReader(first)
 
-        up.body, up.etag = document("api-2026-07-02"), '"v2"'
-        refreshing = asyncio.create_task(refresh_inline(ctx))
-        await reader.read_until(lambda r: len(r.events) >= 1000)
-        assert not refreshing.done()  # events arrive as providers commit, not after the run
-        first.close()
+            up.body, up.etag = document("api-2026-07-02"), '"v2"'
+            refreshing = asyncio.create_task(refresh_inline(ctx))
+            await reader.read_until(lambda r: len(r.events) >= 1000)
+            assert not refreshing.done()  # events arrive as providers commit, not after the run
+            first.close()
 
-        last_id = reader.events[-1][0]
-        second = await client.get("/api/v1/changes/stream", headers={"Last-Event-ID": str(last_id)})
-        resumed = EventReader(second)
-        run = await refreshing
-        total = run["added"] + run["updated"] + run["removed"]
-        await resumed.read_until(lambda r: len(reader.events) + len(r.events) >= total)
-        await resumed.read_until(lambda r: len(r.comments) >= 1, 5)  # then a heartbeat while idle
-        second.close()
+            last_id = reader.events[-1][0]
+            second = await client.get("/api/v1/changes/stream", headers={"Last-Event-ID": str(last_id)})
+            resumed = EventReader(second)
+            run = await refreshing
+            total = run["added"] + run["updated"] + run["removed"]
+            await resumed.read_until(lambda r: len(reader.events) + len(r.events) >= total)
+            await resumed.read_until(lambda r: len(r.comments) >= 1, 5)  # then a heartbeat while idle
+            second.close()
 
+        assert not [e for e in logs if e["log_level"] in ("error", "critical")]  # clients left: no error
         ids = [e[0] for e in reader.events + resumed.events]
         logged = [
             r["seq"] for r in await ctx.pool.fetch("SELECT seq FROM model_changes WHERE seq > $1 ORDER BY seq", before)
