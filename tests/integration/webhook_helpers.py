@@ -116,12 +116,25 @@ async def receiver(script: Script | None = None) -> AsyncIterator[Receiver]:
 @contextmanager
 def stub_broker() -> Iterator[StubBroker]:
     """The process's broker is a StubBroker while inside (what the pipeline sends lands in it)."""
-    previous = dramatiq.broker.global_broker
     broker = StubBroker(middleware=[])
     broker.declare_queue(QUEUE)
-    dramatiq.set_broker(broker)
-    try:
+    with _global_broker(broker):
         yield broker
+
+
+@contextmanager
+def no_broker() -> Iterator[None]:
+    """No broker in this process while inside: every send of the pipeline fails."""
+    with _global_broker(None):
+        yield
+
+
+@contextmanager
+def _global_broker(broker: StubBroker | None) -> Iterator[None]:
+    previous = dramatiq.broker.global_broker
+    dramatiq.broker.global_broker = broker
+    try:
+        yield
     finally:
         dramatiq.broker.global_broker = previous
 
