@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install services run test lint format mypy bench clean
+.PHONY: install services clients run test test-fast lint format mypy bench clean
 
 $(BIN)/modelmeta: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,15 @@ $(BIN)/modelmeta: pyproject.toml
 	touch $@
 
 install: $(BIN)/modelmeta
+
+# The npm clients the end-to-end tests run against modelmeta (tests/e2e/test_clients.py), as locked
+# in tests/clients/package-lock.json; npm is not run again while they are installed and unchanged.
+CLIENTS := tests/clients/node_modules/.package-lock.json
+$(CLIENTS): tests/clients/package.json tests/clients/package-lock.json
+	cd tests/clients && npm install --no-audit --no-fund
+	touch $@
+
+clients: $(CLIENTS)
 
 # Start the local PostgreSQL and Redis when they are not answering (no-op when they are).
 services:
@@ -26,11 +35,15 @@ run: install services
 	$(BIN)/honcho run $(BIN)/modelmeta migrate
 	$(BIN)/honcho start -f Procfile -p $(PORT) -c release=0
 
-test: install services
+test: install services clients
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The edit loop: unit and integration tests, none that starts processes (those are marked slow).
+test-fast: install services
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

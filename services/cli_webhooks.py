@@ -13,7 +13,7 @@ import asyncpg
 import msgspec
 
 from shared.config import Settings
-from shared.enums import ChangeKind, DeliveryStatus
+from shared.enums import ChangeKind, DeliveryStatus, SubscriptionStatus
 from shared.errors import TargetRefused
 
 EXIT_FAILED = 1
@@ -124,29 +124,25 @@ async def _remove(settings: Settings, pool: asyncpg.Pool, args: argparse.Namespa
     return 0
 
 
-def _send(delivery_id: int) -> None:
-    import services.worker.broker  # noqa: F401 (sets this process's broker; lead: the queue sender)
-    from shared.webhooks.outbox import broker_send
-
-    broker_send(delivery_id)
-
-
 async def _test(settings: Settings, pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     from redis.asyncio import Redis
 
     from shared.db import webhooks as db
+    from shared.sender import Sender
     from shared.webhooks.delivery import close_delivery_resources, open_delivery_resources
     from shared.webhooks.subscriptions import send_test
 
     sub = await db.get_subscription(pool, args.id)
-    if sub is None or sub["status"] != "active":
+    if sub is None or sub["status"] != SubscriptionStatus.ACTIVE:
         print(f"modelmeta: no active webhook subscription {args.id}", file=sys.stderr)
         return EXIT_FAILED
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3)
     res = await open_delivery_resources(settings, pool, redis)
+    sender = Sender.from_settings(settings)
     try:
-        delivery = await send_test(res, _send, args.id)
+        delivery = await send_test(res, sender.deliver_changes, args.id)
     finally:
+        sender.close()
         await close_delivery_resources(res)
         await redis.aclose()
     assert delivery is not None

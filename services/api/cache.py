@@ -1,6 +1,7 @@
 """Each web process's response cache, kept coherent with the catalog by invalidation events.
 
-Entries are encoded response bodies keyed by route and normalized query, tagged with the providers
+Entries are encoded response bodies keyed by route and normalized query (and by the raw path and
+query of the requests that asked for them, so that a repeated request is a dictionary lookup), tagged with the providers
 they depend on ("*" for anything that spans providers). An event drops the entries of its
 providers; a version gap, a pub/sub reconnect, or a catalog version seen in PostgreSQL that no
 event announced drops everything; a TTL bounds the age of any entry.
@@ -21,8 +22,9 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 
 from shared import events
-from shared.db.catalog import catalog_version
+from shared.db.catalog_writes import catalog_version
 from shared.metrics import INVALIDATIONS
+from shared.retry import INVALIDATION_LISTENER
 
 log = structlog.get_logger(__name__)
 
@@ -50,22 +52,42 @@ class ResponseCache:
         self.version = 0  # the catalog version this process knows of
         self.epoch = 0  # bumped on every drop, so a response built across a drop is not stored
 
-    async def get_or_build(self, key: str, tags: frozenset[str], build: Callable[[], Awaitable[bytes]]) -> Entry:
+    def lookup(self, key: str) -> Entry | None:
+        """The live entry under this key, if any: the whole cost of a hit."""
         entry = self.entries.get(key) if self.enabled else None
         if entry is not None and entry.expires > time.monotonic():
             CACHE_EVENTS.labels("hit").inc()
             return entry
-        CACHE_EVENTS.labels("miss").inc()
-        epoch, version = self.epoch, self.version
-        body = await build()
-        entry = Entry(
-            body, f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"', version, tags, time.monotonic() + self.ttl
-        )
-        if self.enabled and epoch == self.epoch:
-            if len(self.entries) >= self.max_entries:
-                self.entries.clear()
-            self.entries[key] = entry
+        return None
+
+    async def get_or_build(
+        self, key: str, tags: frozenset[str], build: Callable[[], Awaitable[bytes]], *, alias: str | None = None
+    ) -> Entry:
+        """The entry under `key`, built on a miss; stored under `alias` too (the request's raw path
+        and query, so that the next identical request is found before its query is parsed)."""
+        entry = self.lookup(key)
+        if entry is None:
+            CACHE_EVENTS.labels("miss").inc()
+            epoch, version = self.epoch, self.version
+            body = await build()
+            entry = Entry(
+                body,
+                f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"',
+                version,
+                tags,
+                time.monotonic() + self.ttl,
+            )
+            if not (self.enabled and epoch == self.epoch):
+                return entry
+            self._store(key, entry)
+        if alias is not None and alias != key and self.enabled:
+            self._store(alias, entry)
         return entry
+
+    def _store(self, key: str, entry: Entry) -> None:
+        if len(self.entries) >= self.max_entries:
+            self.entries.clear()
+        self.entries[key] = entry
 
     def drop(self, providers: list[str]) -> None:
         self.epoch += 1
@@ -103,13 +125,13 @@ class ResponseCache:
 
 async def listen(cache: ResponseCache, redis: Redis, prefix: str, instance: str, stop: asyncio.Event) -> None:
     """Follow the invalidation channel, acknowledging each version; after a (re)connect, drop everything."""
-    backoff = 0.2
+    failures = 0
     while not stop.is_set():
         try:
             async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(events.channel(prefix))
                 cache.clear("subscribed to invalidation channel")
-                backoff = 0.2
+                failures = 0
                 while not stop.is_set():
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if msg is not None and msg["type"] == "message":
@@ -122,10 +144,11 @@ async def listen(cache: ResponseCache, redis: Redis, prefix: str, instance: str,
             raise
         except Exception as e:
             cache.clear("invalidation channel lost")
-            log.warning("invalidation_listener_reconnecting", error=str(e), backoff_s=backoff)
+            failures += 1
+            backoff = INVALIDATION_LISTENER.delay(failures)
+            log.warning("invalidation_listener_reconnecting", error=str(e), backoff_s=round(backoff, 3))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
-            backoff = min(backoff * 2, 5.0)
 
 
 async def poll_version(

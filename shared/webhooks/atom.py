@@ -11,11 +11,12 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 import msgspec
+
+from shared.schemas.api import Change
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CONTENT_TYPE = "application/atom+xml"
@@ -43,27 +44,27 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return el
 
 
-def _summary(r: Any) -> tuple[str, str]:
-    model = f"{r['provider_id']}/{r['model_id']}"
-    if r["kind"] != "updated" or not r["fields"]:
-        return f"{model} {r['kind']}", f"{model} was {r['kind']}."
-    names = sorted(r["fields"])
+def _summary(c: Change) -> tuple[str, str]:
+    model = f"{c.provider_id}/{c.model_id}"
+    if c.kind != "updated" or not c.fields:
+        return f"{model} {c.kind}", f"{model} was {c.kind}."
+    names = sorted(c.fields)
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    lines = [f"{f}: {_json(old).decode()} -> {_json(new).decode()}" for f, (old, new) in sorted(r["fields"].items())]
+    lines = [f"{f}: {_json(old).decode()} -> {_json(new).decode()}" for f, (old, new) in sorted(c.fields.items())]
     return f"{model} updated: {shown}", "\n".join(lines)
 
 
-def _entry(feed: ET.Element, base: str, r: Any) -> None:
+def _entry(feed: ET.Element, base: str, c: Change) -> None:
     entry = _sub(feed, "entry")
-    title, content = _summary(r)
-    _sub(entry, "id", _urn(f"{base}/api/v1/changes#{r['seq']}"))
+    title, content = _summary(c)
+    _sub(entry, "id", _urn(f"{base}/api/v1/changes#{c.seq}"))
     _sub(entry, "title", title)
-    _sub(entry, "updated", _when(r["at"]))
-    _sub(entry, "published", _when(r["at"]))
-    href = f"{base}/api/v1/models/{quote(r['provider_id'], safe='')}/{quote(r['model_id'], safe='/')}"
+    _sub(entry, "updated", _when(c.at))
+    _sub(entry, "published", _when(c.at))
+    href = f"{base}/api/v1/models/{quote(c.provider_id, safe='')}/{quote(c.model_id, safe='/')}"
     _sub(entry, "link", rel="alternate", type="application/json", href=href)
-    _sub(entry, "category", term=r["kind"], label=r["kind"])
-    _sub(entry, "category", term=_text(r["provider_id"]), scheme=f"{base}/api/v1/providers")
+    _sub(entry, "category", term=c.kind, label=c.kind)
+    _sub(entry, "category", term=_text(c.provider_id), scheme=f"{base}/api/v1/providers")
     _sub(entry, "content", content, type="text")
 
 
@@ -73,18 +74,18 @@ def atom_document(
     self_url: str,
     json_url: str,
     feed_key: str,
-    rows: Sequence[Any],
+    changes: Sequence[Change],
     updated: datetime,
     next_url: str | None = None,
 ) -> bytes:
-    """The feed of `rows` (model_changes rows). `base` is the deployment's origin, `feed_key`
-    what makes this feed itself (its filters), `updated` its time when `rows` is empty."""
+    """The feed of `changes`. `base` is the deployment's origin, `feed_key`
+    what makes this feed itself (its filters), `updated` its time when `changes` is empty."""
     ET.register_namespace("", ATOM_NS)
     feed = ET.Element(f"{{{ATOM_NS}}}feed")
     _sub(feed, "id", _urn(f"{base}/api/v1/changes.atom?{feed_key}"))
     _sub(feed, "title", "modelmeta: catalog changes")
     _sub(feed, "subtitle", "Models added, updated and removed in the catalog, field by field")
-    _sub(feed, "updated", _when(max((r["at"] for r in rows), default=updated)))
+    _sub(feed, "updated", _when(max((c.at for c in changes), default=updated)))
     author = _sub(feed, "author")
     _sub(author, "name", "modelmeta")
     _sub(feed, "generator", "modelmeta")
@@ -92,7 +93,7 @@ def atom_document(
     _sub(feed, "link", rel="alternate", type="application/json", href=json_url)
     if next_url is not None:
         _sub(feed, "link", rel="next", type=CONTENT_TYPE, href=next_url)
-    for r in rows:
-        _entry(feed, base, r)
+    for c in changes:
+        _entry(feed, base, c)
     document: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return document

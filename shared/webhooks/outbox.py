@@ -4,8 +4,8 @@ Each active subscription has a cursor in the change log. A planner (after every 
 and in the scheduler's sweep) takes the planners' lock, cuts the matching changes past each
 cursor into batches, writes one delivery row per batch (its key, subscription and change range,
 makes a second planner's write a no-op) and moves the cursors, in one transaction; then it sends
-one `deliver_changes(delivery_id)` message per new row. A crash between the commit and the send
-leaves rows that the sweep sends again.
+one `deliver_changes(delivery_id)` message per new row (shared.sender.Sender.deliver_changes). A
+crash between the commit and the send leaves rows that the sweep sends again.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import dramatiq
-import dramatiq.broker
 import structlog
 
 from shared.db import Conn
@@ -32,29 +30,13 @@ from shared.webhooks.objects import Replay
 
 log = structlog.get_logger(__name__)
 
-#: The queue and actor of deliveries (services/worker/delivery.py).
-QUEUE = "webhooks"
-ACTOR = "deliver_changes"
 #: Change-log rows read per query while planning.
 PAGE = 5000
 #: Stalled deliveries sent again per sweep.
 SWEEP_LIMIT = 1000
 
-#: Hands one delivery id to the workers (blocking; called in a thread).
+#: Hands one delivery id to the workers (blocking; called in a thread): Sender.deliver_changes.
 Send = Callable[[int], None]
-
-
-def broker_send(delivery_id: int) -> None:
-    """Send deliver_changes(delivery_id) through the broker this process has set, by actor and
-    queue name (no actor module is imported). Never dramatiq's implicit default broker: a process
-    without one has nowhere to send, and the sweep sends the delivery later."""
-    broker = dramatiq.broker.global_broker
-    if broker is None:
-        raise RuntimeError("this process has no dramatiq broker to send deliveries through")
-    message: dramatiq.Message[Any] = dramatiq.Message(
-        queue_name=QUEUE, actor_name=ACTOR, args=(delivery_id,), kwargs={}, options={}
-    )
-    broker.enqueue(message)
 
 
 async def send_all(send: Send, delivery_ids: Sequence[int]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from shared.api_models import Change
+from shared.schemas.api import Change, change_object
 
 CATALOG_CHANGED = "catalog.changed"
 WEBHOOK_TEST = "webhook.test"
@@ -44,20 +44,6 @@ class Event(msgspec.Struct, kw_only=True):
 def message_id(delivery_id: int) -> str:
     """The webhook-id of a delivery: one per delivery row, the same on every retry."""
     return f"msg_{delivery_id}"
-
-
-def change_object(r: Any) -> Change:
-    """A change object from a model_changes row."""
-    return Change(
-        seq=r["seq"],
-        at=r["at"],
-        run_id=r["run_id"],
-        id=f"{r['provider_id']}/{r['model_id']}",
-        provider_id=r["provider_id"],
-        model_id=r["model_id"],
-        kind=r["kind"],
-        fields=r["fields"],
-    )
 
 
 def changed_body(timestamp: datetime, run_id: int | None, provider_id: str, rows: Iterable[Any]) -> bytes:

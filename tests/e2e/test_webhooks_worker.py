@@ -14,9 +14,8 @@ import standardwebhooks
 from aiohttp import web
 
 from shared.config import Settings
-from tests.conftest import env_for
-from tests.e2e.processes import cli, stop, worker
 from tests.integration.webhook_helpers import receiver
+from tests.support import cli, env_for, stop, worker
 
 pytestmark = pytest.mark.slow
 

@@ -17,13 +17,11 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
-from services.api.feeds import HEARTBEAT_KEY
+from services.api.handlers.feeds import HEARTBEAT_KEY
 from services.api.main import create_app
 from shared.config import Settings
 from shared.embedded import document
-from tests.conftest import SAMPLE
-from tests.integration.helpers import pipeline, refresh_inline
-from tests.support import fake_upstream
+from tests.support import SAMPLE, fake_upstream, pipeline, refresh_inline
 
 A = "{http://www.w3.org/2005/Atom}"
 

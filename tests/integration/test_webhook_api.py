@@ -13,11 +13,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
+from services.api.handlers.webhooks import SEND
 from services.api.main import create_app
-from services.api.webhooks import SEND
 from shared.config import Settings
-from tests.integration.helpers import pipeline, refresh_inline
 from tests.integration.webhook_helpers import receiver, sent_ids, stub_broker
+from tests.support import pipeline, refresh_inline
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 

@@ -12,9 +12,8 @@ from shared.config import RateLimit, Settings
 from shared.embedded import document
 from shared.webhooks import outbox
 from shared.webhooks.subscriptions import create_subscription
-from tests.integration.helpers import pipeline, refresh_inline
 from tests.integration.webhook_helpers import delivery_resources, drain, receiver, sent_ids, stub_broker
-from tests.support import fake_upstream, flat_models, leaf_diff
+from tests.support import fake_upstream, flat_models, leaf_diff, pipeline, refresh_inline
 
 OLD, NEW = document("api-2026-03-01"), document("api-2026-07-02")
 FAST = {"webhook_allow_private": True, "webhook_rate_limit": RateLimit(10_000, 1.0), "webhook_concurrency": 16}

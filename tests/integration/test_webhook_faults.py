@@ -17,8 +17,8 @@ from shared.errors import RateLimited
 from shared.webhooks import outbox
 from shared.webhooks.delivery import deliver
 from shared.webhooks.subscriptions import create_subscription
-from tests.integration.helpers import pipeline, refresh_inline
 from tests.integration.webhook_helpers import delivery_resources, drain, receiver, sent_ids, stub_broker
+from tests.support import pipeline, refresh_inline
 
 QUICK = {
     "webhook_allow_private": True,
@@ -180,7 +180,7 @@ async def test_a_spent_schedule_fails_the_delivery_and_replay_sends_it_again(set
                     ("failed", len(QUICK["webhook_retry_schedule"]))
                 }
                 down = False
-                result = await outbox.replay(ctx.pool, outbox.broker_send, sub.id, first_seq - 1)
+                result = await outbox.replay(ctx.pool, ctx.sender.deliver_changes, sub.id, first_seq - 1)
                 assert result is not None and result.deliveries == 5
                 again = sent_ids(broker)
                 assert {o.status for o in await drain(res, again)} == {"delivered"}

@@ -1,5 +1,5 @@
 """Helpers for the change-notification tests: a fake receiver, a stub broker that collects the
-deliveries the pipeline sends, and an in-process stand-in for the delivery workers."""
+deliveries the pipeline's senders send, and an in-process stand-in for the delivery workers."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import dramatiq
-import dramatiq.broker
 import msgspec
 import standardwebhooks
 from aiohttp import web
 from dramatiq.brokers.stub import StubBroker
 
 from shared.errors import RateLimited
-from shared.refresh import RefreshContext
+from shared.resources import RefreshContext
+from shared.sender import DELIVER_CHANGES, ActorRef, Sender
 from shared.webhooks.delivery import DeliveryResources, Outcome, close_delivery_resources, deliver
 from shared.webhooks.delivery import open_delivery_resources as _open
-from shared.webhooks.outbox import QUEUE
 
 #: (request number for this webhook-id, request) -> the answer, or None for 200.
 Script = Callable[[int, web.Request], Awaitable[web.StreamResponse | None]]
@@ -115,33 +115,32 @@ async def receiver(script: Script | None = None) -> AsyncIterator[Receiver]:
 
 @contextmanager
 def stub_broker() -> Iterator[StubBroker]:
-    """The process's broker is a StubBroker while inside (what the pipeline sends lands in it)."""
+    """While inside, every Sender sends to a StubBroker (what the pipeline sends lands in it)."""
     broker = StubBroker(middleware=[])
-    broker.declare_queue(QUEUE)
-    with _global_broker(broker):
+    broker.declare_queue(DELIVER_CHANGES.queue_name)
+    stub, real = Sender(broker), Sender.send
+
+    def send(self: Sender, actor: ActorRef, *args: Any) -> dramatiq.Message[None]:
+        return real(stub, actor, *args)
+
+    with mock.patch.object(Sender, "send", send):
         yield broker
 
 
 @contextmanager
 def no_broker() -> Iterator[None]:
-    """No broker in this process while inside: every send of the pipeline fails."""
-    with _global_broker(None):
-        yield
+    """While inside, every Sender's send fails (Redis away)."""
 
+    def send(self: Sender, actor: ActorRef, *args: Any) -> dramatiq.Message[None]:
+        raise ConnectionError("no broker to send through")
 
-@contextmanager
-def _global_broker(broker: StubBroker | None) -> Iterator[None]:
-    previous = dramatiq.broker.global_broker
-    dramatiq.broker.global_broker = broker
-    try:
+    with mock.patch.object(Sender, "send", send):
         yield
-    finally:
-        dramatiq.broker.global_broker = previous
 
 
 def sent_ids(broker: StubBroker) -> list[int]:
     """The delivery ids sent so far (taken off the queue)."""
-    q, out = broker.queues[QUEUE], []
+    q, out = broker.queues[DELIVER_CHANGES.queue_name], []
     while not q.empty():
         out.append(int(dramatiq.Message.decode(q.get_nowait()).args[0]))
     return out

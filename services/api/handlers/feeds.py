@@ -1,18 +1,18 @@
 """The change log as feeds (API.md, "Change notifications"): GET /api/v1/changes.atom (Atom 1.0)
 and GET /api/v1/changes/stream (server-sent events, `id` = seq, resumed with Last-Event-ID).
 
-Both take the filters of /api/v1/changes (lead: parse_change_query mirrors views.changes; one of
-them should go when the query Structs land). The stream learns of new commits from one poll of
-the latest seq per process, shared by every client, and ends cleanly when the app shuts down.
+Both take the filters of /api/v1/changes (its query Struct, decoded by the route) and build each
+change with the one change-object builder. The stream learns of new commits from one poll of the
+latest seq per process, shared by every client, and ends cleanly when the app shuts down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
@@ -22,12 +22,10 @@ from aiohttp import web
 
 from services.api import keys
 from services.api.cache import ALL
-from shared.db import models as reads
+from shared.db import api_reads
 from shared.db import webhooks as db
-from shared.enums import ChangeKind
-from shared.errors import BadRequest
+from shared.schemas.api import ChangeFilters, ChangesQuery, StreamHeaders, change_object
 from shared.webhooks.atom import CONTENT_TYPE, atom_document
-from shared.webhooks.payload import change_object
 
 log = structlog.get_logger(__name__)
 
@@ -40,82 +38,47 @@ STREAM_PAGE = 500
 _enc = msgspec.json.Encoder()
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeQuery:
-    """The change-feed parameters: where to start (`start` is None for "from now" or "the
-    newest"), which providers and kinds, and the page size."""
-
-    start: int | None
-    since_time: datetime | None
-    providers: list[str]
-    kinds: list[str]
-    limit: int
+def _since_seq(q: ChangeFilters) -> int:
+    return q.since if isinstance(q.since, int) else 0
 
 
-def _since(value: str, errors: list[tuple[str, str]]) -> tuple[int, datetime | None]:
-    if value.isdigit() and len(value) <= 18:
-        return int(value), None
-    try:
-        when = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-        if when.tzinfo is None:
-            raise ValueError
-    except ValueError:
-        errors.append(("since", f"expected a cursor or an RFC 3339 time with offset, got {value!r}"))
-        return 0, None
-    return 0, when
+def _since_time(q: ChangeFilters) -> datetime | None:
+    return q.since if isinstance(q.since, datetime) else None
 
 
-def parse_change_query(query: Mapping[str, str], allowed: frozenset[str]) -> ChangeQuery:
-    """The /api/v1/changes filters that `allowed` names; BadRequest lists every bad parameter."""
-    errors = [(k, "unknown parameter") for k in query if k not in allowed]
-    start, since_time = None, None
-    cursor = query.get("cursor")
-    if cursor is not None:
-        if cursor.isdigit() and len(cursor) <= 18:
-            start = int(cursor)
-        else:
-            errors.append(("cursor", f"expected next_cursor of the previous page, got {cursor!r}"))
-    if "since" in query:
-        after, since_time = _since(query["since"], errors)
-        start = max(start or 0, after)
-    kinds = [k for k in query.get("kind", "").split(",") if k]
-    if any(k not in {c.value for c in ChangeKind} for k in kinds):
-        errors.append(("kind", "expected added, updated or removed"))
-    limit_raw = query.get("limit", "50")
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 500:
-        errors.append(("limit", f"expected 1 to 500, got {limit_raw!r}"))
-    if errors:
-        raise BadRequest("invalid query parameters", errors)
-    providers = [p for p in query.get("provider", "").split(",") if p]
-    return ChangeQuery(start, since_time, providers, kinds, int(limit_raw))
+async def _changes(pool: asyncpg.Pool, q: ChangeFilters, *, after: int, limit: int) -> tuple[list[Any], int | None]:
+    """A page of the matching changes after `after` (and after q.since), and the next cursor.
+    (Counted from the page's start: the total is not used, and a stream's count stays small.)"""
+    rows, _, last = await api_reads.changes_since(
+        pool,
+        since_seq=max(_since_seq(q), after),
+        after_seq=after,
+        since_time=_since_time(q),
+        providers=[p for p in q.provider if p],
+        kinds=[str(k) for k in q.kind],
+        limit=limit,
+    )
+    return rows, last
 
 
 # -- Atom --------------------------------------------------------------------------------------
 
 
-async def changes_atom(request: web.Request) -> web.Response:
+async def changes_atom(request: web.Request, *, query: ChangesQuery) -> web.Response:
     """Without since or cursor, the newest changes; with one, the changes after it, oldest first,
     with a `next` link while there are more (RFC 5005 paging)."""
-    q = parse_change_query(request.query, frozenset({"since", "provider", "kind", "limit", "cursor"}))
-    pool, base = request.app[keys.POOL], str(request.url.origin())
+    q, pool, base = query, request.app[keys.POOL], str(request.url.origin())
     filters = urlencode(sorted((k, v) for k, v in request.query.items() if k in ("provider", "kind")))
 
     async def build() -> bytes:
         next_url = None
-        if q.start is None and q.since_time is None:
-            rows = await db.latest_changes(pool, providers=q.providers, kinds=q.kinds, limit=q.limit)
+        if q.since is None and q.cursor is None:
+            providers, kinds = [p for p in q.provider if p], [str(k) for k in q.kind]
+            rows = await db.latest_changes(pool, providers=providers, kinds=kinds, limit=q.limit)
         else:
-            rows = await reads.changes_since(
-                pool,
-                after_seq=q.start or 0,
-                since_time=q.since_time,
-                providers=q.providers,
-                kinds=q.kinds,
-                limit=q.limit + 1,
-            )
-            if len(rows) > q.limit:
-                rows = rows[: q.limit]
-                params = {**request.query, "cursor": str(rows[-1]["seq"])}
+            rows, last = await _changes(pool, q, after=q.cursor or 0, limit=q.limit)
+            if last is not None:
+                params = {**request.query, "cursor": str(last)}
                 params.pop("since", None)
                 next_url = f"{base}{request.path}?{urlencode(sorted(params.items()))}"
         return atom_document(
@@ -123,7 +86,7 @@ async def changes_atom(request: web.Request) -> web.Response:
             self_url=str(request.url),
             json_url=f"{base}/api/v1/changes" + (f"?{filters}" if filters else ""),
             feed_key=filters,
-            rows=rows,
+            changes=[change_object(r) for r in rows],
             updated=await db.catalog_updated_at(pool),
             next_url=next_url,
         )
@@ -186,24 +149,24 @@ NOTIFIER = web.AppKey("change_notifier", ChangeNotifier)
 HEARTBEAT_KEY = web.AppKey("stream_heartbeat", float)
 
 
-def _start(request: web.Request, q: ChangeQuery) -> int | None:
-    last = request.headers.get("Last-Event-ID", "").strip()
-    if last:
-        if not last.isdigit() or len(last) > 18:
-            raise BadRequest("invalid Last-Event-ID", [("Last-Event-ID", "expected the id of an event of this stream")])
-        return int(last)
-    return q.start
+def _start(q: ChangeFilters, headers: StreamHeaders) -> int | None:
+    """Where the stream starts: after Last-Event-ID, else after since (a time: from the start of
+    the log, filtered by time), else None (from now)."""
+    if headers.last_event_id is not None:
+        return headers.last_event_id
+    if q.since is None:
+        return None
+    return _since_seq(q)
 
 
 def _event(r: asyncpg.Record) -> bytes:
     return b"id: %d\ndata: %s\n\n" % (r["seq"], _enc.encode(change_object(r)))
 
 
-async def changes_stream(request: web.Request) -> web.StreamResponse:
+async def changes_stream(request: web.Request, *, query: ChangeFilters, headers: StreamHeaders) -> web.StreamResponse:
     """Each matching change as an event whose id is its seq: from Last-Event-ID (or since) when
     given, else from now; a comment every HEARTBEAT seconds while nothing happens."""
-    q = parse_change_query(request.query, frozenset({"since", "provider", "kind"}))
-    start, notifier = _start(request, q), request.app[NOTIFIER]
+    q, start, notifier = query, _start(query, headers), request.app[NOTIFIER]
     notifier.listeners += 1
     try:
         after = start if start is not None else await notifier.refresh()
@@ -220,13 +183,11 @@ async def changes_stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _stream(request: web.Request, response: web.StreamResponse, q: ChangeQuery, after: int) -> None:
+async def _stream(request: web.Request, response: web.StreamResponse, q: ChangeFilters, after: int) -> None:
     notifier, pool, heartbeat = request.app[NOTIFIER], request.app[keys.POOL], request.app[HEARTBEAT_KEY]
     while not notifier.stopping.is_set():
         seen = notifier.latest
-        rows = await reads.changes_since(
-            pool, after_seq=after, since_time=q.since_time, providers=q.providers, kinds=q.kinds, limit=STREAM_PAGE
-        )
+        rows, _ = await _changes(pool, q, after=after, limit=STREAM_PAGE)
         if rows:
             await response.write(b"".join(_event(r) for r in rows))
             after = rows[-1]["seq"]
@@ -240,12 +201,10 @@ async def _stream(request: web.Request, response: web.StreamResponse, q: ChangeQ
 
 
 def setup_feeds(app: web.Application, *, heartbeat: float | None = None) -> None:
-    """Register the feed routes and the stream's notifier."""
+    """Set up the stream's notifier (the feed routes are in routes.py)."""
     app[HEARTBEAT_KEY] = heartbeat or HEARTBEAT
     app.cleanup_ctx.append(_notifier)
     app.on_shutdown.append(_stop_streams)
-    app.router.add_get("/api/v1/changes.atom", changes_atom)
-    app.router.add_get("/api/v1/changes/stream", changes_stream)
 
 
 async def _notifier(app: web.Application) -> AsyncIterator[None]:

@@ -1,11 +1,10 @@
-"""Benchmark results: parse an import (JSON list or CSV), check the models exist, store them."""
+"""Model benchmark scores (results such as MMLU of a model; not our performance scripts in
+benchmarks/): parse an import (JSON list or CSV), check the models exist, store them."""
 
 from __future__ import annotations
 
 import csv
 import io
-from datetime import date
-from typing import Annotated
 
 import asyncpg
 import msgspec
@@ -13,28 +12,13 @@ import structlog
 from redis.asyncio import Redis
 
 from shared import events
-from shared.api_models import Name
-from shared.db import catalog as catalog_db
-from shared.db import models as q
+from shared.db import catalog_writes, scores
 from shared.errors import BadRequest
-from shared.listing import MODEL_ID_PATTERN
+from shared.schemas.api import MAX_BENCHMARK_RESULTS, BenchmarkIn, BenchmarkList
 
 log = structlog.get_logger(__name__)
-MAX_RESULTS = 10_000
-
-
-class BenchmarkIn(msgspec.Struct, forbid_unknown_fields=True):
-    """One benchmark result to import."""
-
-    model: Annotated[str, msgspec.Meta(pattern=f"^{MODEL_ID_PATTERN}$", max_length=400)]
-    benchmark: Name
-    score: float
-    metric: Name | None = None
-    source: Name | None = None
-    date: date | None = None
-
-
-BenchmarkList = Annotated[list[BenchmarkIn], msgspec.Meta(min_length=1, max_length=MAX_RESULTS)]
+#: Content types of a CSV import.
+CSV_TYPES = ("text/csv", "application/csv")
 
 
 def parse_benchmarks(data: bytes, *, csv_format: bool) -> list[BenchmarkIn]:
@@ -52,15 +36,15 @@ def parse_benchmarks(data: bytes, *, csv_format: bool) -> list[BenchmarkIn]:
         raise BadRequest(f"invalid benchmark data: {e}", [("body", str(e))]) from None
     if not items:
         raise BadRequest("no benchmark results", [("body", "expected at least one result")])
-    if len(items) > MAX_RESULTS:
-        raise BadRequest("too many benchmark results", [("body", f"expected at most {MAX_RESULTS} results")])
+    if len(items) > MAX_BENCHMARK_RESULTS:
+        raise BadRequest("too many benchmark results", [("body", f"expected at most {MAX_BENCHMARK_RESULTS} results")])
     return items
 
 
 async def import_benchmarks(pool: asyncpg.Pool, redis: Redis | None, prefix: str, items: list[BenchmarkIn]) -> int:
     """Store results for models that exist (all or nothing) and tell every web process."""
-    keys = [tuple(it.model.split("/", 1)) for it in items]
-    known = await q.existing_models(pool, keys)  # type: ignore[arg-type]
+    keys = [(pid, mid) for pid, _, mid in (it.model.partition("/") for it in items)]
+    known = await scores.existing_models(pool, keys)
     errors = [(f"[{i}].model", f"no model {it.model!r}") for i, it in enumerate(items) if keys[i] not in known]
     if errors:
         raise BadRequest("invalid benchmark results", errors[:50])
@@ -70,13 +54,13 @@ async def import_benchmarks(pool: asyncpg.Pool, redis: Redis | None, prefix: str
     ]
     providers = sorted({k[0] for k in keys})
     async with pool.acquire() as conn, conn.transaction():
-        n = await q.upsert_benchmarks(conn, rows)
+        n = await scores.upsert_scores(conn, rows)
         # compare shows benchmarks: a new version makes every web process drop those providers.
-        version = await catalog_db.bump_catalog_version(conn)
+        version = await catalog_writes.bump_catalog_version(conn)
     if redis is not None:
         try:
             await events.publish(redis, prefix, events.Invalidation(version, providers))
         except Exception as e:
-            log.warning("invalidation_publish_failed", error=str(e), catalog_version=version)
+            log.warning("invalidation_publish_failed", error=f"{type(e).__name__}: {e}", catalog_version=version)
     log.info("benchmarks_imported", count=n, providers=len(providers))
     return n

@@ -1,4 +1,5 @@
-"""SQL that writes the catalog: providers, models and their change log."""
+"""SQL that writes the catalog (providers, models, their change log, the catalog version), with
+the reads those writes depend on."""
 
 from __future__ import annotations
 
