@@ -17,6 +17,7 @@ from services.api import keys
 from services.api.cache import ResponseCache, TotalsMemo, listen, poll_version
 from services.api.handlers.webhooks import setup_webhooks
 from services.api.middlewares import request_context
+from services.api.pages import setup_pages
 from services.api.route import MAX_BODY
 from services.api.routes import add_routes, openapi_json
 from shared.config import Settings
@@ -38,6 +39,7 @@ def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = No
     app.cleanup_ctx.append(_resources)
     setup_webhooks(app)  # change notifications (issue 12): delivery resources and the stream's notifier
     add_routes(app)
+    setup_pages(app)
     return app
 
 

@@ -108,20 +108,3 @@ def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
 
 async def openapi_document(request: web.Request) -> web.Response:
     return web.Response(body=request.app[keys.OPENAPI], content_type="application/json")
-
-
-_DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>modelmeta API</title>
-<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-code{background:#f3f3f3;padding:0 .2em}li{margin:.3em 0}</style></head><body>
-<h1>modelmeta API</h1><p>The OpenAPI document: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a></p>
-<ul id="routes"></ul><script>
-fetch('/api/v1/openapi.json').then(r=>r.json()).then(d=>{const ul=document.getElementById('routes');
-for(const [p,ops] of Object.entries(d.paths)){for(const [m,op] of Object.entries(ops)){
-const li=document.createElement('li');
-li.innerHTML='<code>'+m.toUpperCase()+' '+p+'</code> '+(op.summary||'')+
-(op.parameters?'<br><small>'+op.parameters.map(x=>x.name).join(', ')+'</small>':'');ul.appendChild(li);}}});
-</script></body></html>"""
-
-
-async def docs_page(request: web.Request) -> web.Response:
-    return web.Response(text=_DOCS, content_type="text/html")

@@ -22,7 +22,7 @@ from services.api.handlers import (
     refresh,
     webhooks,
 )
-from services.api.openapi import build_openapi, docs_page, openapi_document
+from services.api.openapi import build_openapi, openapi_document
 from services.api.params import decode_json
 from services.api.respond import encode
 from services.api.route import Body, Route, endpoint
@@ -212,7 +212,6 @@ ROUTES: tuple[Route, ...] = (
         cached=True,
     ),
     Route("GET", "/api/v1/openapi.json", openapi_document, "This document", documented=False),
-    Route("GET", "/docs", docs_page, "The API reference", documented=False),
     Route(
         "GET",
         "/api/v1/models",
