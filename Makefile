@@ -71,6 +71,7 @@ bench: install services browser
 	$(BIN)/python benchmarks/api_bench.py
 	$(BIN)/python benchmarks/scale_bench.py
 	$(BIN)/python benchmarks/load_bench.py
+	$(BIN)/python benchmarks/webhooks_bench.py
 	$(BIN)/python benchmarks/pages_bench.py
 	$(BIN)/python benchmarks/report.py
 

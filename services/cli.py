@@ -17,6 +17,8 @@ import dramatiq.errors
 import msgspec
 import redis.exceptions
 
+from services.cli_webhooks import add_parser as add_webhooks_parser
+from services.cli_webhooks import cmd_webhooks
 from shared.config import Settings
 from shared.enums import FINAL_RUN_STATUSES, RunStatus, Trigger
 from shared.errors import ConfigError
@@ -359,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     ib.add_argument("--format", choices=("json", "csv"), help="default: by the file's extension")
     sub.add_parser("web", help="run the HTTP API on $PORT ($WEB_CONCURRENCY processes, default 1)")
     sub.add_parser("scheduler", help="run the periodic refresh scheduler")
+    add_webhooks_parser(sub)  # change notifications (issue 12)
     return p
 
 
@@ -369,6 +372,7 @@ _ASYNC: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, i
     "run": cmd_run,
     "status": cmd_status,
     "import-benchmarks": cmd_import_benchmarks,
+    "webhooks": cmd_webhooks,  # change notifications (issue 12)
 }
 _SYNC: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "worker": cmd_worker,

@@ -52,6 +52,14 @@ def _check_url(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """Delays in seconds from `0,5s,5m,30m`: each a duration, or 0 for immediately."""
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or not all(parts):
+        raise ValueError(f"expected comma-separated durations such as 0,5s,5m, got {text!r}")
+    return tuple(0.0 if p == "0" else parse_duration(p) for p in parts)
+
+
 def _boolean(value: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
@@ -159,6 +167,12 @@ VARIABLES: tuple[_Variable, ...] = (
     ("WEB_MAX_STREAMS", _positive_int, "web_max_streams"),
     ("WEB_MAX_STREAMS_PER_CLIENT", _positive_int, "web_max_streams_per_client"),
     ("WEB_CONCURRENCY", _positive_int, "web_concurrency"),
+    ("WEBHOOK_ALLOW_PRIVATE", _boolean, "webhook_allow_private"),
+    ("WEBHOOK_RETRY_SCHEDULE", parse_schedule, "webhook_retry_schedule"),
+    ("WEBHOOK_TIMEOUT", parse_duration, "webhook_timeout"),
+    ("WEBHOOK_RATE_LIMIT", RateLimit.parse, "webhook_rate_limit"),
+    ("WEBHOOK_CONCURRENCY", _positive_int, "webhook_concurrency"),
+    ("WEBHOOK_DISABLE_AFTER", parse_duration, "webhook_disable_after"),
 )
 
 
@@ -203,6 +217,13 @@ class Settings:
     web_max_streams_per_client: int = 4
     #: Web processes `modelmeta web` starts on the one port (SO_REUSEPORT).
     web_concurrency: int = 1
+    # Change notifications (issue 12): webhook delivery.
+    webhook_allow_private: bool = False
+    webhook_retry_schedule: tuple[float, ...] = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+    webhook_timeout: float = 10.0
+    webhook_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(20, 1.0))
+    webhook_concurrency: int = 4
+    webhook_disable_after: float = 3 * 86400.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -83,3 +83,8 @@ class Ambiguous(ModelmetaError):
     def __init__(self, detail: str, choices: list[str]) -> None:
         super().__init__(detail)
         self.choices = choices
+
+
+class TargetRefused(ModelmetaError):
+    """A webhook URL that modelmeta will not call: not http(s), or a host on a loopback, private,
+    link-local, multicast or reserved address (unless WEBHOOK_ALLOW_PRIVATE=true)."""

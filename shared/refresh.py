@@ -34,6 +34,7 @@ from shared.errors import IntegrityGuardTripped, MalformedDocument, UpstreamErro
 from shared.metrics import INVALIDATIONS, PROVIDER_FAILURES, PROVIDER_SYNCS, REFRESH_DURATION
 from shared.resources import RefreshContext
 from shared.sources import Fetched, ModelmetaSource, document_request_url, parse_provider_listing
+from shared.webhooks.outbox import enqueue_deliveries
 
 log = structlog.get_logger(__name__)
 
@@ -421,6 +422,10 @@ async def _after_commit(ctx: RefreshContext, run_id: int, provider_id: str, outc
         unchanged=outcome.unchanged,
         catalog_version=outcome.catalog_version,
     )
+    # Change notifications (issue 12): deliveries of what this commit appended (a redelivered,
+    # skipped message plans what a crash after the commit left).
+    if outcome.catalog_version is not None or outcome.status == SyncStatus.SKIPPED:
+        await enqueue_deliveries(ctx.pool, ctx.sender.deliver_changes, run_id=run_id, provider_id=provider_id)
     # Also on a redelivered message (skipped): the worker that committed the last provider may
     # have died before closing the run.
     if outcome.last_provider or outcome.status == SyncStatus.SKIPPED:

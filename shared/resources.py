@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from shared.config import Settings
 from shared.db.pool import create_pool
 from shared.ratelimit import RateLimiter
+from shared.sender import Sender
 from shared.sources import HttpFetcher
 
 
@@ -22,6 +23,8 @@ class RefreshContext:
     pool: asyncpg.Pool
     redis: Redis
     fetcher: HttpFetcher
+    #: Enqueues what the pipeline hands on (webhook deliveries after each commit).
+    sender: Sender
 
 
 async def open_context(settings: Settings, *, client_name: str = "worker") -> RefreshContext:
@@ -38,11 +41,13 @@ async def open_context(settings: Settings, *, client_name: str = "worker") -> Re
         attempts=settings.upstream_attempts,
         token=settings.upstream_token,
     )
-    return RefreshContext(settings=settings, pool=pool, redis=redis, fetcher=fetcher)
+    sender = Sender.from_settings(settings)
+    return RefreshContext(settings=settings, pool=pool, redis=redis, fetcher=fetcher, sender=sender)
 
 
 async def close_context(ctx: RefreshContext) -> None:
     """Close what open_context opened."""
+    ctx.sender.close()
     await ctx.fetcher.session.close()
     await ctx.redis.aclose()
     await ctx.pool.close()

@@ -50,8 +50,10 @@ PLAN_REFRESH = ActorRef("plan_refresh", "refresh")
 SYNC_PROVIDER = ActorRef("sync_provider", "refresh")
 #: plan_refresh's on_retry_exhausted callback.
 RUN_GAVE_UP = ActorRef("run_gave_up", "refresh")
+#: Webhook deliveries (issue 12), on a queue of their own so that a slow receiver never holds up a refresh.
+DELIVER_CHANGES = ActorRef("deliver_changes", "webhooks")
 #: Every actor the worker declares (it checks that its actors are these).
-ACTORS = (PLAN_REFRESH, SYNC_PROVIDER, RUN_GAVE_UP)
+ACTORS = (PLAN_REFRESH, SYNC_PROVIDER, RUN_GAVE_UP, DELIVER_CHANGES)
 
 
 def redis_broker(settings: Settings, middleware: list[Middleware]) -> RedisBroker:
@@ -106,6 +108,10 @@ class Sender:
     def sync_provider(self, run_id: int, provider_id: str) -> None:
         """Ask a worker to sync one provider of run `run_id`."""
         self.send(SYNC_PROVIDER, run_id, provider_id)
+
+    def deliver_changes(self, delivery_id: int) -> None:
+        """Ask a worker to attempt webhook delivery `delivery_id`."""
+        self.send(DELIVER_CHANGES, delivery_id)
 
     def close(self) -> None:
         """Close the broker's Redis connections."""

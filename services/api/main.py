@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from services.api import keys, ratelimit
 from services.api.cache import ResponseCache, TotalsMemo, listen, poll_version
+from services.api.handlers.webhooks import setup_webhooks
 from services.api.middlewares import request_context
 from services.api.pages import setup_pages
 from services.api.route import MAX_BODY
@@ -54,6 +55,7 @@ def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = No
     app[keys.OPENAPI] = openapi_json()
     app.cleanup_ctx.append(_resources)
     ratelimit.install(app, frozenset(r.doc_path for r in ROUTES if r.admin))
+    setup_webhooks(app)  # change notifications (issue 12): delivery resources and the stream's notifier
     add_routes(app)
     setup_pages(app)
     return app

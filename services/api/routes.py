@@ -5,18 +5,36 @@ them) and documented by the OpenAPI document."""
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 
-from services.api.handlers import benchmarks, changes, compare, documents, health, models, providers, refresh
+from services.api.handlers import (
+    benchmarks,
+    changes,
+    compare,
+    documents,
+    feeds,
+    health,
+    models,
+    providers,
+    refresh,
+    webhooks,
+)
 from services.api.openapi import build_openapi, openapi_document
 from services.api.params import decode_json
 from services.api.respond import encode
 from services.api.route import Body, Route, endpoint
+from shared.errors import PayloadTooLarge
 from shared.model_scores import CSV_TYPES, parse_benchmarks
 from shared.schemas import api
 from shared.schemas.api import Page
+from shared.webhooks.objects import Delivery, Replay, Subscription
+
+S = TypeVar("S", bound=msgspec.Struct)
+#: The largest body a webhook admin route takes.
+WEBHOOK_BODY = 64 * 1024
 
 
 def _refresh_body(data: bytes, content_type: str) -> api.RefreshRequest:
@@ -25,6 +43,17 @@ def _refresh_body(data: bytes, content_type: str) -> api.RefreshRequest:
 
 def _benchmarks_body(data: bytes, content_type: str) -> list[api.BenchmarkIn]:
     return parse_benchmarks(data, csv_format=content_type in CSV_TYPES)
+
+
+def _json_body(spec: type[S], limit: int = WEBHOOK_BODY) -> Body:
+    """A required JSON body of one Struct, at most `limit` bytes."""
+
+    def decode(data: bytes, content_type: str) -> S:
+        if len(data) > limit:
+            raise PayloadTooLarge(f"the body is over {limit} bytes")
+        return decode_json(data, spec)
+
+    return Body(content={"application/json": spec}, decode=decode, required=True)
 
 
 _REFRESH_BODY = Body(content={"application/json": api.RefreshRequest}, decode=_refresh_body)
@@ -64,6 +93,98 @@ def _refresh_status(path: str, summary: str, description: str | None = None) -> 
         "GET", path, refresh.refresh_status, summary, query=api.Query, answer=api.RefreshStatus, description=description
     )
 
+
+def _webhook(method: str, path: str, handler: Any, summary: str, **kw: Any) -> Route:
+    """An admin route of change notifications: answers 404 for a subscription that is not there."""
+    return Route(method, "/api/v1/webhooks" + path, handler, summary, admin=True, problems=(404,), **kw)
+
+
+_ID = api.WebhookPath
+_ATOM: dict[str, Any] = {"200": {"description": "An Atom 1.0 feed", "content": {"application/atom+xml": {}}}}
+_SSE: dict[str, Any] = {"200": {"description": "Server-sent events", "content": {"text/event-stream": {}}}}
+#: Change notifications (issue 12): the feeds and the webhook admin routes.
+FEEDS_AND_WEBHOOKS: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/api/v1/changes.atom",
+        feeds.changes_atom,
+        "The change feed as Atom",
+        query=api.ChangesQuery,
+        responses=_ATOM,
+    ),
+    Route(
+        "GET",
+        "/api/v1/changes/stream",
+        feeds.changes_stream,
+        "The change feed as server-sent events",
+        query=api.ChangeFilters,
+        headers=api.StreamHeaders,
+        responses=_SSE,
+    ),
+    Route(
+        "POST",
+        "/api/v1/webhooks",
+        webhooks.create,
+        "Subscribe a URL to changes (admin); the answer holds the secret, once",
+        body=_json_body(api.SubscriptionCreate),
+        answer=Subscription,
+        status=201,
+        admin=True,
+    ),
+    Route(
+        "GET",
+        "/api/v1/webhooks",
+        webhooks.list_subscriptions,
+        "Webhook subscriptions (admin)",
+        query=api.WebhooksQuery,
+        answer=Page[Subscription],
+        admin=True,
+    ),
+    _webhook(
+        "GET", "/{id}", webhooks.get_subscription, "One subscription (admin)", path_params=_ID, answer=Subscription
+    ),
+    _webhook(
+        "DELETE", "/{id}", webhooks.delete_subscription, "Delete a subscription (admin)", path_params=_ID, status=204
+    ),
+    _webhook(
+        "POST",
+        "/{id}/rotate-secret",
+        webhooks.rotate,
+        "A new secret; the old one signs too for 24 hours (admin)",
+        path_params=_ID,
+        answer=Subscription,
+    ),
+    _webhook(
+        "POST",
+        "/{id}/enable",
+        webhooks.enable,
+        "Enable a subscription again (admin)",
+        path_params=_ID,
+        answer=Subscription,
+    ),
+    _webhook(
+        "POST", "/{id}/test", webhooks.test, "Send a webhook.test event now (admin)", path_params=_ID, answer=Delivery
+    ),
+    _webhook(
+        "GET",
+        "/{id}/deliveries",
+        webhooks.deliveries,
+        "A subscription's deliveries, newest first (admin)",
+        path_params=_ID,
+        query=api.DeliveriesQuery,
+        answer=Page[Delivery],
+    ),
+    _webhook(
+        "POST",
+        "/{id}/replay",
+        webhooks.replay,
+        "Deliver again every matching change after a seq (admin)",
+        path_params=_ID,
+        body=_json_body(api.ReplayRequest),
+        answer=Replay,
+        status=202,
+    ),
+)
 
 _SEED = "The seed's route, kept as an alias: the same auth and answers as {}."
 
@@ -254,6 +375,7 @@ ROUTES: tuple[Route, ...] = (
         status=201,
         admin=True,
     ),
+    *FEEDS_AND_WEBHOOKS,
 )
 
 

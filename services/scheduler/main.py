@@ -30,6 +30,7 @@ from shared.resources import RefreshContext, close_context, open_context
 from shared.schedule import ScheduleState, claim_slot, slot_at, write_state
 from shared.sender import Sender
 from shared.stalled import sweep_stalled_runs
+from shared.webhooks.outbox import sweep_deliveries
 
 log = structlog.get_logger(__name__)
 
@@ -91,6 +92,7 @@ async def sweep(ctx: RefreshContext, sender: Sender) -> None:
     await sweep_stalled_runs(
         ctx, idle_seconds=ctx.settings.stale_run_after, send_plan=sender.plan_refresh, send_sync=sender.sync_provider
     )
+    await sweep_deliveries(ctx.pool, sender.deliver_changes, idle_seconds=ctx.settings.stale_run_after)
 
 
 async def tick(

@@ -19,13 +19,13 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from services.worker.middleware import WorkerMetrics, WorkerResources
+from services.worker.middleware import WebhookResources, WorkerMetrics, WorkerResources
 from shared.config import Settings
 from shared.retry import ACTOR_MESSAGE
 from shared.sender import ACTORS, ENCODER, redis_broker
 
 #: The modules that declare actors: imported once the broker is set, so that their actors bind to it.
-ACTOR_MODULES = ("services.worker.actors",)
+ACTOR_MODULES = ("services.worker.actors", "services.worker.delivery")
 
 
 def worker_middleware(settings: Settings) -> list[Middleware]:
@@ -42,6 +42,8 @@ def worker_middleware(settings: Settings) -> list[Middleware]:
         AsyncIO(),
         # After AsyncIO: it opens its pools on the event-loop thread AsyncIO starts.
         WorkerResources(settings),
+        # After WorkerResources: the webhook delivery resources use its pool and Redis.
+        WebhookResources(),
     ]
 
 

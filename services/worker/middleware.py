@@ -14,6 +14,7 @@ from prometheus_client import Counter, Histogram
 
 from shared.config import Settings
 from shared.resources import RefreshContext, close_context, open_context
+from shared.webhooks.delivery import DeliveryResources, close_delivery_resources, open_delivery_resources
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +27,7 @@ MESSAGE_SECONDS = Histogram(
 )
 
 _context: RefreshContext | None = None
+_webhooks: DeliveryResources | None = None
 
 
 def current_context() -> RefreshContext:
@@ -57,6 +59,32 @@ class WorkerResources(Middleware):
             loop_thread.run_coroutine(close_context(_context))
             _context = None
             log.info("worker_resources_closed")
+
+
+def current_webhook_resources() -> DeliveryResources:
+    """This worker process's webhook delivery resources (set in before_worker_boot)."""
+    if _webhooks is None:
+        raise RuntimeError("webhook resources are not open: is WebhookResources in the middleware list?")
+    return _webhooks
+
+
+class WebhookResources(Middleware):
+    """Opens the webhook delivery session and limits after WorkerResources (on its pool and Redis),
+    closes them at shutdown."""
+
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        global _webhooks
+        ctx, loop_thread = current_context(), get_event_loop_thread()
+        assert loop_thread is not None, "AsyncIO must come before WebhookResources"
+        _webhooks = loop_thread.run_coroutine(open_delivery_resources(ctx.settings, ctx.pool, ctx.redis))
+
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        # After WorkerResources' (list order): only the HTTP session is ours to close.
+        global _webhooks
+        loop_thread = get_event_loop_thread()
+        if _webhooks is not None and loop_thread is not None:
+            loop_thread.run_coroutine(close_delivery_resources(_webhooks))
+            _webhooks = None
 
 
 class WorkerMetrics(Middleware):

@@ -14,8 +14,10 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 
-from shared.enums import ChangeKind, ProviderRunStatus, RunStatus, Trigger
+from shared.enums import ChangeKind, DeliveryStatus, ProviderRunStatus, RunStatus, Trigger
 from shared.schemas.catalog import Model
+from shared.webhooks.filters import FIELD_PATTERN
+from shared.webhooks.targets import MAX_URL_LENGTH
 
 T = TypeVar("T")
 
@@ -207,13 +209,31 @@ class HistoryQuery(Paging, kw_only=True):
     cursor: Annotated[Seq, msgspec.Meta(description="next_cursor of the previous page")] | None = None
 
 
-class ChangesQuery(Paging, kw_only=True):
-    """GET /api/v1/changes (in sequence order)."""
+class ChangeFilters(Query, kw_only=True):
+    """The change log's filters: GET /api/v1/changes/stream takes these alone."""
 
     since: Annotated[Seq | Since, msgspec.Meta(description="a cursor or an RFC 3339 time")] | None = None
     provider: Annotated[list[Text], _PROVIDERS] = []
     kind: Annotated[list[ChangeKind], msgspec.Meta(description="any of these kinds")] = []
+
+
+class ChangesQuery(ChangeFilters, kw_only=True):
+    """GET /api/v1/changes and /api/v1/changes.atom (in sequence order)."""
+
+    limit: PageSize = 50
     cursor: Annotated[Seq, msgspec.Meta(description="next_cursor of the previous page")] | None = None
+
+
+class WebhooksQuery(Paging, kw_only=True):
+    """GET /api/v1/webhooks."""
+
+    cursor: Annotated[Seq, msgspec.Meta(description="next_cursor of the previous page")] | None = None
+
+
+class DeliveriesQuery(WebhooksQuery, kw_only=True):
+    """GET /api/v1/webhooks/{id}/deliveries (newest first)."""
+
+    status: Annotated[DeliveryStatus, msgspec.Meta(description="only deliveries in this status")] | None = None
 
 
 class ModelBenchmarksQuery(Paging, kw_only=True):
@@ -256,6 +276,12 @@ class RunPath(msgspec.Struct, kw_only=True):
     run_id: Annotated[int, msgspec.Meta(ge=0, le=10**18 - 1)]
 
 
+class WebhookPath(msgspec.Struct, kw_only=True):
+    """/api/v1/webhooks/{id}: a subscription's number."""
+
+    id: Annotated[int, msgspec.Meta(ge=0, le=10**18 - 1)]
+
+
 # -- headers ----------------------------------------------------------------------------------
 
 
@@ -267,6 +293,14 @@ class RefreshHeaders(msgspec.Struct, kw_only=True):
     ) = msgspec.field(default=None, name="Idempotency-Key")
 
 
+class StreamHeaders(msgspec.Struct, kw_only=True):
+    """GET /api/v1/changes/stream: a reconnecting client resumes after the last event it saw."""
+
+    last_event_id: Annotated[Seq, msgspec.Meta(description="the id of the last event received")] | None = msgspec.field(
+        default=None, name="Last-Event-ID"
+    )
+
+
 # -- bodies -----------------------------------------------------------------------------------
 
 
@@ -275,6 +309,26 @@ class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
 
     providers: Annotated[list[Name], msgspec.Meta(min_length=1, max_length=1000)] | None = None
     force: bool = False
+
+
+FieldPattern = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=FIELD_PATTERN)]
+Description = Annotated[str, msgspec.Meta(max_length=500, pattern=r"^[^\x00]*$")]
+
+
+class SubscriptionCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of POST /api/v1/webhooks."""
+
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_URL_LENGTH)]
+    providers: Annotated[list[Name], msgspec.Meta(min_length=1, max_length=1000)] | None = None
+    kinds: Annotated[list[ChangeKind], msgspec.Meta(min_length=1, max_length=3)] | None = None
+    fields: Annotated[list[FieldPattern], msgspec.Meta(min_length=1, max_length=100)] | None = None
+    description: Description | None = None
+
+
+class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of POST /api/v1/webhooks/{id}/replay."""
+
+    since_seq: Annotated[int, msgspec.Meta(ge=0, le=2**62)]
 
 
 #: The most benchmark results one import takes.

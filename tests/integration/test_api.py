@@ -549,8 +549,8 @@ async def test_the_document_lists_exactly_what_the_routes_accept(client: TestCli
     checked = 0
     for path, ops in doc["paths"].items():
         get = ops.get("get")
-        if get is None or "{" in path:
-            continue
+        if get is None or "{" in path or "security" in get:
+            continue  # an admin route answers 401 to this tokenless client before it reads a parameter
         names = [p["name"] for p in get.get("parameters", []) if p["in"] == "query"]
         # Each documented parameter is known to the route (a bad value is refused by name, never as
         # an unknown parameter); an undocumented one is unknown.
