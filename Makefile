@@ -61,6 +61,7 @@ bench: install services
 	$(BIN)/python benchmarks/api_bench.py
 	$(BIN)/python benchmarks/scale_bench.py
 	$(BIN)/python benchmarks/load_bench.py
+	$(BIN)/python benchmarks/cache_bench.py
 	$(BIN)/python benchmarks/report.py
 
 clean:
