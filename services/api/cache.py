@@ -28,7 +28,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 
-from services.api.compression import COMPRESSORS, IDENTITY, THREADED_SIZE
+from services.api.compression import COMPRESSORS, IDENTITY, MIN_SIZE, THREADED_SIZE
 from shared import events
 from shared.db.catalog_writes import catalog_version
 from shared.metrics import INVALIDATIONS
@@ -73,7 +73,7 @@ class Representation:
 class Entry:
     """A cached answer: its representations by coding, the keys it is held under, its size."""
 
-    __slots__ = ("building", "digest", "expires", "keys", "reps", "size", "tags", "version")
+    __slots__ = ("building", "compressible", "digest", "expires", "keys", "reps", "size", "tags", "version")
 
     def __init__(self, body: bytes, version: int, tags: frozenset[str], expires: float) -> None:
         self.digest = hashlib.blake2b(body, digest_size=12).hexdigest()
@@ -82,6 +82,7 @@ class Entry:
         self.expires = expires
         self.reps: dict[str, Representation] = {IDENTITY: Representation(body, f'"{self.digest}"', version, IDENTITY)}
         self.size = len(body) + ENTRY_OVERHEAD
+        self.compressible = len(body) > MIN_SIZE
         self.keys: list[str] = []  # the cache keys it is held under (none: not held)
         self.building: dict[str, asyncio.Future[Representation]] = {}
 

@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 
 from services.api.cache import Entry, ResponseCache
-from services.api.compression import IDENTITY, MIN_SIZE, negotiate
+from services.api.compression import IDENTITY, negotiate
 
 _encoder = msgspec.json.Encoder()
 
@@ -40,7 +40,7 @@ def json_page(docs: list[str], total: int, next_cursor: str | None) -> bytes:
 async def from_cache(request: web.Request, cache: ResponseCache, entry: Entry) -> web.Response:
     """A cache entry as the answer, in the coding the request accepts (bodies over 1 kB), or 304
     when the client holds that representation already. Headers come prebuilt with the entry."""
-    coding = negotiate(request.headers.get("Accept-Encoding")) if len(entry.body) > MIN_SIZE else IDENTITY
+    coding = negotiate(request.headers.get("Accept-Encoding")) if entry.compressible else IDENTITY
     rep = entry.reps.get(coding) or await cache.representation(entry, coding)
     inm = request.headers.get("If-None-Match")
     if inm and (inm == rep.etag or _matches(inm, rep.etag)):
