@@ -73,6 +73,7 @@ bench: install services browser
 	$(BIN)/python benchmarks/load_bench.py
 	$(BIN)/python benchmarks/webhooks_bench.py
 	$(BIN)/python benchmarks/pages_bench.py
+	$(BIN)/python benchmarks/cache_bench.py
 	$(BIN)/python benchmarks/report.py
 
 clean:

@@ -150,6 +150,7 @@ VARIABLES: tuple[_Variable, ...] = (
     ("REFRESH_INTERVAL", parse_duration, "refresh_interval"),
     ("CACHE_TTL", parse_duration, "cache_ttl"),
     ("CACHE_ENABLED", _boolean, "cache_enabled"),
+    ("CACHE_MAX_BYTES", _positive_int, "cache_max_bytes"),
     ("LOG_FORMAT", _choice("auto", "json", "console"), "log_format"),
     ("LOG_LEVEL", _choice("debug", "info", "warning", "error"), "log_level"),
     # Process managers (honcho, foreman) give every process its own PORT: a worker serves its
@@ -199,6 +200,8 @@ class Settings:
     refresh_interval: float = 3600.0
     cache_ttl: float = 300.0
     cache_enabled: bool = True
+    #: The most bytes a web process's response cache holds (every representation and key counted).
+    cache_max_bytes: int = 128 * 1024 * 1024
     log_format: str = "auto"
     log_level: str = "info"
     worker_metrics_port: int = 9191

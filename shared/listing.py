@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from shared.errors import BadRequest
+from shared.exports.model_types import types_asked
 from shared.schemas.api import (
     Capability,
     CapabilityModelsQuery,
@@ -31,6 +32,8 @@ class ModelQuery(msgspec.Struct, frozen=True, kw_only=True):
     output_modalities: list[Modality] = []
     families: list[str] = []
     statuses: list[ModelStatus] = []
+    #: Model types (empty: every type).
+    types: list[str] = []
     min_context: int | None = None
     min_output: int | None = None
     max_input_cost: float | None = None
@@ -73,6 +76,7 @@ def model_query(
         output_modalities=params.output_modalities,
         families=_clean(params.family),
         statuses=params.status,
+        types=types_asked(params.type, default=None) or [],
         min_context=params.min_context,
         min_output=params.min_output,
         max_input_cost=params.max_input_cost,

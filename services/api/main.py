@@ -49,7 +49,7 @@ SHUTDOWN_TIMEOUT = 20.0
 def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = None) -> web.Application:
     app = web.Application(middlewares=[request_context], client_max_size=MAX_BODY)
     app[keys.SETTINGS] = settings
-    app[keys.CACHE] = ResponseCache(settings.cache_ttl, enabled=settings.cache_enabled)
+    app[keys.CACHE] = ResponseCache(settings.cache_ttl, settings.cache_max_bytes, enabled=settings.cache_enabled)
     app[keys.TOTALS] = TotalsMemo(app[keys.CACHE])
     app[keys.ENQUEUE] = enqueue or Sender.from_settings(settings).plan_refresh
     app[keys.OPENAPI] = openapi_json()

@@ -1,10 +1,11 @@
-"""HTTP middleware: request ids, problem+json errors, metrics."""
+"""HTTP middleware: request ids, problem+json errors, metrics, CORS."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -67,21 +68,40 @@ def problem(
     )
 
 
+#: A request id when the client sends none: this process's prefix and a counter (unique, cheap).
+_IDS = itertools.count(1)
+_ID_PREFIX = os.urandom(4).hex()
+#: (route, method, status) -> its latency histogram and request counter, resolved once.
+_Children = tuple[Any, Any]
+_METRICS: dict[tuple[str, str, int], _Children] = {}
+
+
+def _children(route: str, method: str, status: int) -> _Children:
+    key = (route, method, status)
+    children = _METRICS.get(key)
+    if children is None:
+        children = _METRICS[key] = (LATENCY.labels(route, str(status)), REQUESTS.labels(route, method, str(status)))
+    return children
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id to the logs and the response; count and time the request."""
-    rid = request.headers.get("X-Request-ID", "")
-    if not _REQUEST_ID.fullmatch(rid):
-        rid = uuid.uuid4().hex
+    """Bind a request id to the logs and the response; count and time the request; let pages on
+    any origin read the answer."""
+    rid = request.headers.get("X-Request-ID")
+    if rid is None or not _REQUEST_ID.fullmatch(rid):
+        rid = f"{_ID_PREFIX}-{next(_IDS)}"
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=rid)
     started = time.perf_counter()
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    resource = request.match_info.route.resource
     response = await _errors(request, handler, rid)
-    status = str(response.status)
-    LATENCY.labels(route, status).observe(time.perf_counter() - started)
-    REQUESTS.labels(route, request.method, status).inc()
-    response.headers["X-Request-ID"] = rid
+    latency, count = _children(resource.canonical if resource else "unmatched", request.method, response.status)
+    latency.observe(time.perf_counter() - started)
+    count.inc()
+    headers = response.headers
+    headers["X-Request-ID"] = rid
+    headers["Access-Control-Allow-Origin"] = "*"
     return response
 
 

@@ -99,7 +99,8 @@ def decode(values: Mapping[str, str], spec: type[S], where: Location = "query") 
         if "\x00" in raw or "\x00" in name:
             errors.append((name, "contains a NUL character"))
         elif field is None:
-            errors.append((name, "unknown parameter"))
+            if spec.__struct_config__.forbid_unknown_fields:  # a lenient Struct ignores the rest
+                errors.append((name, "unknown parameter"))
         elif len(getattr(values, "getall", lambda n: [n])(name)) > 1:
             errors.append((name, "given more than once (a list is comma-separated)"))
         else:

@@ -1,4 +1,5 @@
-"""Answers: JSON bodies, pages, and cache entries served with ETag, 304 and version headers."""
+"""Answers: JSON bodies, pages, and cache entries served in the coding a request accepts, with ETag,
+304 and version headers."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from services.api.cache import Entry
+from services.api.cache import Entry, ResponseCache
+from services.api.compression import IDENTITY, negotiate
 
 _encoder = msgspec.json.Encoder()
-CACHED_FOR = "public, max-age=15"
 
 
 def encode(obj: Any) -> bytes:
@@ -27,6 +28,8 @@ class Cached:
     tags: frozenset[str]
     build: Callable[[], Awaitable[bytes]]
     key: str | None = None
+    #: Kept until the catalog changes (not bounded by CACHE_TTL): a whole-catalog document.
+    lasting: bool = False
 
 
 def json_page(docs: list[str], total: int, next_cursor: str | None) -> bytes:
@@ -34,13 +37,20 @@ def json_page(docs: list[str], total: int, next_cursor: str | None) -> bytes:
     return b'{"data":[' + ",".join(docs).encode() + b'],"total":%d,"next_cursor":%s}' % (total, encode(next_cursor))
 
 
-def from_cache(request: web.Request, entry: Entry) -> web.Response:
-    """A cache entry as the answer, or 304 when the client holds it already."""
-    headers = {"ETag": entry.etag, "X-Catalog-Version": str(entry.version), "Cache-Control": CACHED_FOR}
+async def from_cache(request: web.Request, cache: ResponseCache, entry: Entry) -> web.Response:
+    """A cache entry as the answer, in the coding the request accepts (bodies over 1 kB), or 304
+    when the client holds that representation already. Headers come prebuilt with the entry."""
+    coding = negotiate(request.headers.get("Accept-Encoding")) if entry.compressible else IDENTITY
+    rep = entry.reps.get(coding) or await cache.representation(entry, coding)
     inm = request.headers.get("If-None-Match")
-    if inm and (inm.strip() == "*" or entry.etag in [t.strip() for t in inm.split(",")]):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=entry.body, content_type="application/json", headers=headers)
+    if inm and (inm == rep.etag or _matches(inm, rep.etag)):
+        return web.Response(status=304, headers=rep.not_modified)
+    return web.Response(body=rep.body, headers=rep.headers)
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    tags = [t.strip() for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags or f"W/{etag}" in tags
 
 
 def uncached(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -103,8 +103,8 @@ def endpoint(route: Route) -> Handler:
             plan: Cached = await route.handler(request, **args)
             query = args.get("query")
             key = plan.key or (request.path + "?" + encode(query).decode() if query is not None else request.path)
-            entry = await cache.get_or_build(key, plan.tags, plan.build, alias=request.raw_path)
-        return from_cache(request, entry)
+            entry = await cache.get_or_build(key, plan.tags, plan.build, alias=request.raw_path, lasting=plan.lasting)
+        return await from_cache(request, cache, entry)
 
     async def direct(request: web.Request) -> web.StreamResponse:
         return await route.handler(request, **await _arguments(request, route))  # type: ignore[no-any-return]

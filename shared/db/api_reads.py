@@ -94,6 +94,8 @@ def _filters(q: ModelQuery) -> _Where:
             w.add(f"{column} @> {w.arg([str(v) for v in values])}::text[]")
     if q.families:
         w.add(f"family = ANY({w.arg(q.families)}::text[])")
+    if q.types:
+        w.add(f"{MODEL_TYPE_SQL} = ANY({w.arg(q.types)}::text[])")
     if q.statuses:
         named = [str(s) for s in q.statuses if s != ModelStatus.ACTIVE]
         cond = [f"status = ANY({w.arg(named)}::text[])"] if named else []
@@ -432,20 +434,30 @@ async def capability_counts(conn: Queryable) -> dict[Capability, int]:
     return {name: int(row[name]) for name in CAPABILITY_SQL}
 
 
-async def catalog_document(conn: Queryable) -> str:
-    """The listed catalog in models.dev's own shape, as JSON text, built by PostgreSQL."""
+#: A model's type as models.dev reads it (shared/exports/model_types.model_type): chat without one.
+MODEL_TYPE_SQL = "coalesce(nullif(raw->>'type', ''), 'chat')"
+
+
+async def catalog_document(
+    conn: Queryable, *, providers: list[str] | None = None, types: list[str] | None = None
+) -> str:
+    """The listed catalog in models.dev's own shape, as JSON text built by PostgreSQL (jsonb's
+    spacing): just these providers (None: all) and models of these types (None: all)."""
     text = await conn.fetchval(
-        """
+        f"""
         SELECT coalesce(
-            jsonb_object_agg(p.id, p.raw || jsonb_build_object('models', coalesce(m.models, '{}'))), '{}'
+            jsonb_object_agg(p.id, p.raw || jsonb_build_object('models', coalesce(m.models, '{{}}'))), '{{}}'
         )::text
         FROM providers p
         LEFT JOIN LATERAL (
             SELECT jsonb_object_agg(model_id, raw) AS models FROM models
             WHERE provider_id = p.id AND removed_at IS NULL
+              AND ($2::text[] IS NULL OR {MODEL_TYPE_SQL} = ANY($2::text[]))
         ) m ON true
-        WHERE p.removed_at IS NULL
-        """
+        WHERE p.removed_at IS NULL AND ($1::text[] IS NULL OR p.id = ANY($1::text[]))
+        """,
+        providers,
+        types,
     )
     return str(text)
 

@@ -9,8 +9,10 @@ units) and writes it with `JSON.stringify(schema, null, 2)`; this does the same,
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from shared.exports.model_types import CHAT_ONLY, select
 
 #: models.dev's own identifiers, kept so that the document is interchangeable with models.dev's.
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -22,31 +24,27 @@ def _utf16_order(model_id: str) -> bytes:
     return model_id.encode("utf-16-be", "surrogatepass")
 
 
-def model_ids(doc: Mapping[str, Any]) -> list[str]:
-    """Every chat model's `provider/model` id, in models.dev's order."""
-    ids = [
-        f"{pid}/{mid}"
-        for pid, provider in doc.items()
-        for mid, model in (provider.get("models") or {}).items()
-        if (model.get("type") or "chat") == "chat"
-    ]
+def model_ids(doc: Mapping[str, Any], types: Sequence[str] | None = CHAT_ONLY) -> list[str]:
+    """Every `provider/model` id of these types (None: all; models.dev's default: chat), in
+    models.dev's order."""
+    ids = [f"{pid}/{mid}" for pid, provider in select(doc, types=types).items() for mid in provider["models"]]
     return sorted(ids, key=_utf16_order)
 
 
-def model_schema(doc: Mapping[str, Any]) -> dict[str, Any]:
+def model_schema(doc: Mapping[str, Any], types: Sequence[str] | None = CHAT_ONLY) -> dict[str, Any]:
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": SCHEMA_ID,
         "$defs": {
             "Model": {
                 "type": "string",
-                "enum": model_ids(doc),
+                "enum": model_ids(doc, types),
                 "description": "AI model identifier in provider/model format",
             },
         },
     }
 
 
-def model_schema_json(doc: Mapping[str, Any]) -> bytes:
+def model_schema_json(doc: Mapping[str, Any], types: Sequence[str] | None = CHAT_ONLY) -> bytes:
     """The document as models.dev serves it (`JSON.stringify(schema, null, 2)`)."""
-    return json.dumps(model_schema(doc), indent=2, ensure_ascii=False).encode()
+    return json.dumps(model_schema(doc, types), indent=2, ensure_ascii=False).encode()

@@ -91,6 +91,35 @@ class ModelStatus(StrEnum):
     ACTIVE = "active"
 
 
+class ModelType(StrEnum):
+    """models.dev's classification of a model (its `type`); a model without one is `chat`."""
+
+    CHAT = "chat"
+    IMAGE = "image"
+    VIDEO = "video"
+    EMBEDDING = "embedding"
+    RERANKING = "reranking"
+    DECISION = "decision"
+    TRANSCRIPTION = "transcription"
+    SPEECH = "speech"
+    REALTIME = "realtime"
+
+
+class TypeChoice(StrEnum):
+    """A `type=` value: a model type, or `all` for every type."""
+
+    ALL = "all"
+    CHAT = "chat"
+    IMAGE = "image"
+    VIDEO = "video"
+    EMBEDDING = "embedding"
+    RERANKING = "reranking"
+    DECISION = "decision"
+    TRANSCRIPTION = "transcription"
+    SPEECH = "speech"
+    REALTIME = "realtime"
+
+
 class Sort(StrEnum):
     """A model list's order; `-` sorts descending. Models without the value come last."""
 
@@ -154,6 +183,10 @@ class _ModelFilters(Paging, kw_only=True):
         | None
     ) = None
     include_removed: Annotated[bool, msgspec.Meta(description="also models that left the catalog")] = False
+    type: Annotated[
+        list[TypeChoice],
+        msgspec.Meta(description="models of any of these types (a model without `type` is chat); default all"),
+    ] = []
     sort: Annotated[Sort, msgspec.Meta(description="order (default provider_id, model_id)")] | None = None
     cursor: OpaqueCursor | None = None
 
@@ -179,6 +212,23 @@ class ProviderModelsQuery(_ModelFilters, kw_only=True):
     """GET /api/v1/providers/{provider_id}/models: the provider is given by the path."""
 
     capability: Annotated[list[Capability], _CAPABILITIES] = []
+
+
+class DocumentQuery(msgspec.Struct, kw_only=True):
+    """GET /api.json and /model-schema.json: models.dev's parameters. Any other parameter a
+    models.dev client sends is ignored, as models.dev ignores it."""
+
+    provider: Annotated[list[Text], msgspec.Meta(description="just these providers (an unknown one: none)")] = []
+    type: Annotated[
+        list[TypeChoice],
+        msgspec.Meta(description="models of these types, or `all`; default chat (a model without `type` is chat)"),
+    ] = []
+
+
+class LiteLLMQuery(DocumentQuery, kw_only=True):
+    """GET /exports/litellm.json: every type by default (LiteLLM prices each by its `mode`)."""
+
+    type: Annotated[list[TypeChoice], msgspec.Meta(description="models of these types, or `all`; default all")] = []
 
 
 class CompareQuery(Query, kw_only=True):

