@@ -164,10 +164,23 @@ def _event(r: asyncpg.Record) -> bytes:
     return b"id: %d\ndata: %s\n\n" % (r["seq"], _enc.encode(change_object(r)))
 
 
+#: The headers of the change stream (HEAD answers them alone).
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+    # Sent before the middleware could add it: a page on another origin may follow the stream too.
+    "Access-Control-Allow-Origin": "*",
+}
+
+
 async def changes_stream(request: web.Request, *, query: ChangeFilters, headers: StreamHeaders) -> web.StreamResponse:
     """Each matching change as an event whose id is its seq: from Last-Event-ID (or since) when
     given, else from now; a comment every HEARTBEAT seconds while nothing happens. Streams are
     bounded per process and per client (WEB_MAX_STREAMS, WEB_MAX_STREAMS_PER_CLIENT)."""
+
+    if request.method == "HEAD":  # the stream's headers, without holding a slot or a connection
+        return web.Response(headers=STREAM_HEADERS)
 
     async def stream(request: web.Request) -> web.StreamResponse:
         return await _serve_stream(request, query, headers)
@@ -180,9 +193,7 @@ async def _serve_stream(request: web.Request, query: ChangeFilters, headers: Str
     notifier.listeners += 1
     try:
         after = start if start is not None else await notifier.refresh()
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        )
+        response = web.StreamResponse(headers=STREAM_HEADERS)
         await response.prepare(request)
         await response.write(b"retry: 3000\n\n")
         await _stream(request, response, q, after)

@@ -70,10 +70,10 @@ async def _pending_gauge(res: DeliveryResources) -> None:
 
 
 def _answer(request: web.Request, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """JSON, never cached by anyone (answers may hold a secret); a GET gets a strong ETag."""
+    """JSON, never cached by anyone (answers may hold a secret); a GET (and HEAD) gets a strong ETag."""
     body = _enc.encode(obj)
     out = {"Cache-Control": "no-store", "X-Catalog-Version": str(request.app[keys.CACHE].version), **(headers or {})}
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         etag = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
         out["ETag"] = etag
         inm = request.headers.get("If-None-Match")
