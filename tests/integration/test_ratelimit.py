@@ -49,11 +49,14 @@ def test_two_processes_share_one_budget(redis_prefix: str) -> None:
     grants = out.get(timeout=60) + out.get(timeout=60)
     for p in procs:
         p.join(10)
-    # Look at a steady stretch of DURATION seconds after both processes started.
-    start = min(grants) + 0.5
-    window = [t for t in grants if start <= t < start + DURATION]
     assert max_in_window(grants, 1.0) <= BUDGET
-    assert len(window) >= 0.9 * BUDGET * DURATION, len(window)
+    # Waiters that share a window are granted together, a budget at a time, once per window (1 s
+    # plus the limiter's margin): a fixed 5 s span holds 4 or 5 such batches depending on where it
+    # starts. So measure the rate from the first grant of the steady stretch to the last: every
+    # grant after the first batch, over the time they took.
+    steady = sorted(t for t in grants if t >= min(grants) + 0.5)
+    rate = (len(steady) - BUDGET) / (steady[-1] - steady[0])
+    assert rate >= 0.85 * BUDGET, (rate, len(steady))
 
 
 async def test_429_pause_stops_every_acquirer(redis_prefix: str) -> None:
