@@ -32,6 +32,7 @@ from shared.catalog import (
 from shared.config import Settings
 from shared.db import Conn
 from shared.db import catalog as db
+from shared.db import history as history_db
 from shared.db import runs as runs_db
 from shared.db.pool import create_pool
 from shared.errors import IntegrityGuardTripped, MalformedDocument, UpstreamError, UpstreamUnavailable
@@ -117,18 +118,21 @@ async def fail_run(pool: asyncpg.Pool, run_id: int, error: str) -> None:
         await runs_db.finish_run(conn, run_id, "failed", error=error)
 
 
-async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
+async def plan_refresh(ctx: RefreshContext, run_id: int, *, document: Fetched | None = None) -> list[str]:
     """Fetch and validate the source, then record one provider-run per provider to sync.
 
     Returns the providers whose sync_provider messages must be sent (again, on redelivery).
     Errors of the source close the run as failed and change nothing; RateLimited propagates so
-    that the actor retries later.
+    that the actor retries later. `document`: a models.dev document to load instead of fetching
+    the source (import-history).
     """
     log_ = log.bind(run_id=run_id)
     kind = ctx.settings.resolved_source_kind
     url = ctx.settings.modelsdev_url
     if kind == "modelmeta":
         url = ModelmetaSource(ctx.fetcher, url).providers_url
+    if document is not None:  # history (issue 13): a dated document handed in
+        kind, url = "document", document.url
     async with ctx.pool.acquire() as conn:
         run = await runs_db.start_run(conn, run_id)
         if run is None:
@@ -138,12 +142,13 @@ async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
             return await runs_db.pending_providers(conn, run_id)
         scope: list[str] | None = run["scope"]
         force: bool = run["force"]
-        etag, good_sha256 = (None, None) if force else await runs_db.last_good_source(conn, url)
+        # A handed-in document is always compared provider by provider (history: issue 13).
+        etag, good_sha256 = (None, None) if force or document else await runs_db.last_good_source(conn, url)
         catalog_empty = await db.catalog_is_empty(conn)
 
     fallback_reason = None
     try:
-        fetched = await ctx.fetcher.get(url, etag=etag)
+        fetched = document or await ctx.fetcher.get(url, etag=etag)
     except UpstreamUnavailable as e:
         if not catalog_empty:
             log_.warning("plan_failed", error=str(e))
@@ -276,6 +281,7 @@ async def _apply_slice(
     started: float,
 ) -> SyncOutcome:
     states = await db.model_states(conn, provider_id)
+    changes_at = await history_db.run_changes_at(conn, run_id)  # history (issue 13): an import's date or None
     provider: ProviderRecord | None = None
     incoming: dict[str, ModelRecord] = {}
     if slice_ is not None:
@@ -290,31 +296,39 @@ async def _apply_slice(
 
     provider_changed = False
     if provider is None:
-        await db.remove_provider(conn, provider_id)
+        await db.remove_provider(conn, provider_id, changes_at)
         provider_changed = True
     else:
         assert slice_hash is not None
-        old_name, provider_changed = await db.upsert_provider(conn, provider, slice_hash)
+        old_name, provider_changed = await db.upsert_provider(conn, provider, slice_hash, changes_at)
         if old_name is not None and old_name != provider.name:
             await db.rename_provider_in_models(conn, provider_id, provider.name)
 
     if added or updated:
         assert provider is not None
         old_raws = await db.model_raws(conn, provider_id, updated) if updated else {}
-        await db.upsert_models(conn, (model_row(provider_id, provider.name, incoming[mid]) for mid in added + updated))
+        await db.upsert_models(
+            conn, (model_row(provider_id, provider.name, incoming[mid]) for mid in added + updated), changes_at
+        )
     if removed:
-        await db.remove_models(conn, provider_id, removed)
+        await db.remove_models(conn, provider_id, removed, changes_at)
     version = None
     if added or updated or removed or provider_changed:
         # Last, so the catalog_state row lock (which orders commits) is held only briefly.
         version = await db.bump_catalog_version(conn)
+        at = await history_db.stamp_version(conn, version, changes_at)  # history (issue 13)
         changes: list[tuple[Any, ...]] = [(run_id, provider_id, mid, "added", None, version) for mid in added]
         changes.extend(
             (run_id, provider_id, mid, "updated", field_changes(old_raws[mid], incoming[mid].raw), version)
             for mid in updated
         )
         changes.extend((run_id, provider_id, mid, "removed", None, version) for mid in removed)
-        await db.insert_changes(conn, changes)
+        await db.insert_changes(conn, changes, at)
+        # history (issue 13): the versions, with their validity intervals, in the same transaction
+        if provider_changed:
+            await history_db.record_provider_version(conn, provider_id, at, provider, slice_hash)
+        name = provider.name if provider else ""
+        await history_db.record_model_versions(conn, provider_id, at, name, incoming, added + updated, removed)
     pending = await runs_db.complete_provider_run(
         conn,
         run_id,

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from services.api.history import PriceTimeline
 from services.api.middlewares import Problem
 from services.api.views import RefreshRequest
 from shared.api_models import Benchmark, Change, Comparison, Provider, RefreshStatus, Run
@@ -14,7 +15,28 @@ from shared.benchmarks import BenchmarkIn
 from shared.listing import CAPABILITIES, MAX_NUMBER, MODALITIES, MODEL_ID_PATTERN, SORTS, STATUSES, csv_pattern
 from shared.schemas.catalog import Model
 
-_STRUCTS = (Run, Provider, Change, Benchmark, Problem, Model, RefreshRequest, BenchmarkIn, Comparison, RefreshStatus)
+_STRUCTS = (
+    Run,
+    Provider,
+    Change,
+    Benchmark,
+    Problem,
+    Model,
+    RefreshRequest,
+    BenchmarkIn,
+    Comparison,
+    RefreshStatus,
+    PriceTimeline,
+)
+#: `at=` (history, issue 13): the catalog as it stood at that time.
+AT = {
+    "name": "at",
+    "in": "query",
+    "required": False,
+    "schema": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]},
+    "description": "the catalog as it stood then: an RFC 3339 time, or a date (the end of that day, UTC); "
+    "a time in the future answers as now, one before the first data as an empty catalog",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -119,6 +141,7 @@ def build_openapi() -> dict[str, Any]:
             {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,800}$"},
             "next_cursor of the previous page (opaque)",
         ),
+        AT,
     ]
     models = _list_of(_ref("ModelObject"))
     admin: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -127,8 +150,15 @@ def build_openapi() -> dict[str, Any]:
         "/api/v1/models/{provider_id}/{model_id}": {
             "get": {
                 "summary": "One model",
-                "parameters": [_p("provider_id"), _p("model_id")],
+                "parameters": [_p("provider_id"), _p("model_id"), AT],
                 "responses": _ok(_ref("ModelObject")),
+            }
+        },
+        "/api/v1/models/{provider_id}/{model_id}/prices": {
+            "get": {
+                "summary": "A model's price timeline: each interval with the same cost object, oldest first",
+                "parameters": [_p("provider_id"), _p("model_id")],
+                "responses": _ok(_ref("PriceTimeline")),
             }
         },
         "/api/v1/models/{provider_id}/{model_id}/history": {
@@ -153,6 +183,7 @@ def build_openapi() -> dict[str, Any]:
                     _q("input_tokens", {"type": "integer", "minimum": 0, "maximum": 10**9}, "for a cost estimate"),
                     _q("output_tokens", {"type": "integer", "minimum": 0, "maximum": 10**9}, "for a cost estimate"),
                     _q("cached_tokens", {"type": "integer", "minimum": 0, "maximum": 10**9}, "cached input tokens"),
+                    {**AT, "description": "compare the models as they stood then, at the prices in force then"},
                 ],
                 "responses": _ok(_ref("Comparison")),
             }
@@ -280,7 +311,13 @@ def build_openapi() -> dict[str, Any]:
                 ),
             },
         },
-        "/api.json": {"get": {"summary": "The catalog in models.dev's shape", "responses": _ok({"type": "object"})}},
+        "/api.json": {
+            "get": {
+                "summary": "The catalog in models.dev's shape",
+                "parameters": [AT],
+                "responses": _ok({"type": "object"}),
+            }
+        },
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {
             "get": {

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import msgspec
 from aiohttp import web
 
-from services.api import keys
+from services.api import history, keys
 from services.api.cache import ALL
 from shared.api_models import (
     Benchmark,
@@ -75,14 +75,15 @@ def _split_id(model_path: str) -> tuple[str, str]:
 
 
 async def list_models(request: web.Request, fixed: dict[str, str] | None = None) -> web.Response:
+    pit, request = await history.point_in_time(request)  # history (issue 13): `at=`
     mq = parse_model_query(request.query, fixed=fixed)
-    pool = request.app[keys.POOL]
+    pool = history.reader(request, pit)
     tags = frozenset(mq.providers) if mq.providers else frozenset({ALL})
 
     totals = request.app[keys.TOTALS]
     filter_key = urlencode(
         sorted((k, v) for k, v in {**request.query, **(fixed or {})}.items() if k not in ("cursor", "limit", "sort"))
-    )
+    ) + (f"@{pit.version}" if pit else "")
 
     async def build() -> bytes:
         version = request.app[keys.CACHE].version
@@ -90,6 +91,8 @@ async def list_models(request: web.Request, fixed: dict[str, str] | None = None)
         totals.put(filter_key, version, total)
         return json_page(docs, total, encode_cursor(cursor_kind(mq), position) if position else None)
 
+    if pit is not None:
+        return await history.respond_at(request, pit, tags, build)
     return await respond(request, _cache_key(request), tags, build)
 
 
@@ -112,14 +115,16 @@ async def provider_models(request: web.Request) -> web.Response:
 
 
 async def model_resource(request: web.Request) -> web.Response:
-    """/models/{provider_id}/{model_id}, with /benchmarks and /history as sub-resources."""
+    """/models/{provider_id}/{model_id}, with /benchmarks, /history and /prices as sub-resources."""
     pid, rest = request.match_info["provider_id"], request.match_info["model_id"]
-    for suffix, handler in (("/benchmarks", _model_benchmarks), ("/history", _model_history)):
+    subresources = (("/benchmarks", _model_benchmarks), ("/history", _model_history), ("/prices", history.model_prices))
+    for suffix, handler in subresources:
         if rest.endswith(suffix) and len(rest) > len(suffix):
             return await handler(request, pid, rest[: -len(suffix)])
+    pit, request = await history.point_in_time(request)  # history (issue 13): `at=`
     if request.query:
         raise BadRequest("this route takes no parameters", [(k, "unknown parameter") for k in request.query])
-    pool = request.app[keys.POOL]
+    pool = history.reader(request, pit)
 
     async def build() -> bytes:
         doc = await q.get_model(pool, pid, rest)
@@ -127,6 +132,8 @@ async def model_resource(request: web.Request) -> web.Response:
             raise NotFound(f"no model {pid}/{rest}")
         return doc.encode()
 
+    if pit is not None:
+        return await history.respond_at(request, pit, frozenset({pid}), build)
     return await respond(request, _cache_key(request), frozenset({pid}), build)
 
 
@@ -194,6 +201,7 @@ def estimate_cost(raw: dict[str, Any], input_tokens: int, output_tokens: int, ca
 
 
 async def compare(request: web.Request) -> web.Response:
+    pit, request = await history.point_in_time(request)  # history (issue 13): `at=`, prices in force then
     errors: list[tuple[str, str]] = []
     allowed = {"ids", "input_tokens", "output_tokens", "cached_tokens"}
     errors += [(k, "unknown parameter") for k in request.query if k not in allowed]
@@ -216,7 +224,7 @@ async def compare(request: web.Request) -> web.Response:
         parsed.append((pid, mid))
     if errors:
         raise BadRequest("invalid query parameters", errors)
-    pool = request.app[keys.POOL]
+    pool = history.reader(request, pit)
 
     async def build() -> bytes:
         rows = {(r["provider_id"], r["model_id"]): r for r in await q.get_models_for_compare(pool, parsed)}
@@ -272,6 +280,8 @@ async def compare(request: web.Request) -> web.Response:
         )
 
     tags = frozenset(p for p, _ in parsed) | frozenset({ALL})
+    if pit is not None:  # benchmarks are today's: cached as briefly as the current comparison
+        return await history.respond_at(request, pit, tags, build, final=False)
     return await respond(request, _cache_key(request), tags, build)
 
 
@@ -340,11 +350,14 @@ async def get_provider(request: web.Request) -> web.Response:
 
 
 async def api_json(request: web.Request) -> web.Response:
-    pool = request.app[keys.POOL]
+    pit, request = await history.point_in_time(request)  # history (issue 13): `at=`
+    pool = history.reader(request, pit)
 
     async def build() -> bytes:
         return (await q.catalog_document(pool)).encode()
 
+    if pit is not None:
+        return await history.respond_at(request, pit, frozenset({ALL}), build)
     return await respond(request, "/api.json", frozenset({ALL}), build)
 
 
