@@ -1,7 +1,8 @@
 -- The catalog in time (ARCHITECTURE.md): every version of each model and provider with the interval
 -- [valid_from, valid_to) in which it was current (valid_to NULL while it is), so that the catalog at
 -- an instant is a range query and a price timeline is a scan of one model's versions. A model or
--- provider that left the catalog has a version with `removed` from then on (holding its last object).
+-- provider that left the catalog has a version from then on with removed_at set (to its valid_from)
+-- and its last object.
 -- The change log stays the record of what changed. This migration also builds the versions of the
 -- data already stored, from the current rows, the change log and the loaded snapshots.
 
@@ -40,7 +41,7 @@ CREATE TABLE model_versions (
     model_id          text NOT NULL,
     valid_from        timestamptz NOT NULL,
     valid_to          timestamptz,
-    removed           boolean NOT NULL DEFAULT false,
+    removed_at        timestamptz CHECK (removed_at = valid_from),  -- set on the version it is removed in
     first_seen_at     timestamptz NOT NULL,
     provider_name     text NOT NULL,
     raw               jsonb NOT NULL,
@@ -73,12 +74,34 @@ CREATE TABLE model_versions (
     PRIMARY KEY (provider_id, model_id, valid_from),
     CHECK (valid_to IS NULL OR valid_to > valid_from)
 );
+-- The sorts of the model lists (migration 0006's indexes on `models`), for lists at an instant: a
+-- sorted page walks its index in order, skipping the versions not current then.
+CREATE INDEX model_versions_sort_name_idx ON model_versions (lower(name), provider_id, model_id)
+    WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_name_desc_idx ON model_versions (lower(name) DESC, provider_id, model_id)
+    WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_release_idx
+    ON model_versions (coalesce(release_date, '9999-99-99'), provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_release_desc_idx
+    ON model_versions (coalesce(release_date, '') DESC, provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_input_cost_idx
+    ON model_versions (coalesce(input_cost, 'Infinity'::float8), provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_input_cost_desc_idx
+    ON model_versions (coalesce(input_cost, '-Infinity'::float8) DESC, provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_output_cost_idx
+    ON model_versions (coalesce(output_cost, 'Infinity'::float8), provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_output_cost_desc_idx
+    ON model_versions (coalesce(output_cost, '-Infinity'::float8) DESC, provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_context_idx
+    ON model_versions (coalesce(context_limit, 9223372036854775807), provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_context_desc_idx
+    ON model_versions (coalesce(context_limit, -1) DESC, provider_id, model_id) WHERE removed_at IS NULL;
 
 CREATE TABLE provider_versions (
     id            text NOT NULL,
     valid_from    timestamptz NOT NULL,
     valid_to      timestamptz,
-    removed       boolean NOT NULL DEFAULT false,
+    removed_at    timestamptz CHECK (removed_at = valid_from),
     first_seen_at timestamptz NOT NULL,
     content_hash  text NOT NULL,          -- the provider's slice hash when this version began
     raw           jsonb NOT NULL,         -- the provider object without its models
@@ -149,9 +172,10 @@ CREATE FUNCTION pg_temp.add_model_version(
 ) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     IF p_to IS NULL OR p_from < p_to THEN
-        INSERT INTO model_versions (provider_id, model_id, valid_from, valid_to, removed, first_seen_at,
+        INSERT INTO model_versions (provider_id, model_id, valid_from, valid_to, removed_at, first_seen_at,
                                     provider_name, raw)
-        VALUES (m.provider_id, m.model_id, p_from, p_to, p_removed, m.first_seen_at, m.provider_name, p_raw);
+        VALUES (m.provider_id, m.model_id, p_from, p_to, CASE WHEN p_removed THEN p_from END, m.first_seen_at,
+                m.provider_name, p_raw);
     END IF;
 END $$;
 
@@ -222,8 +246,8 @@ CREATE FUNCTION pg_temp.add_provider_version(
 ) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     IF p_to IS NULL OR p_from < p_to THEN
-        INSERT INTO provider_versions (id, valid_from, valid_to, removed, first_seen_at, content_hash, raw)
-        VALUES (p.id, p_from, p_to, p_removed, p.first_seen_at, coalesce(p_hash, ''), p_raw);
+        INSERT INTO provider_versions (id, valid_from, valid_to, removed_at, first_seen_at, content_hash, raw)
+        VALUES (p.id, p_from, p_to, CASE WHEN p_removed THEN p_from END, p.first_seen_at, coalesce(p_hash, ''), p_raw);
     END IF;
 END $$;
 

@@ -164,5 +164,5 @@ async def refresh_statistics_if_stale(conn: Queryable, changed_rows: int) -> boo
     listed = await listed_model_count(conn)
     if changed_rows < max(500, listed // 10):
         return False
-    await conn.execute("ANALYZE models")
+    await conn.execute("ANALYZE models, model_versions")  # model_versions: history (issue 13)
     return True

@@ -50,8 +50,8 @@ WITH closed AS (
     WHERE provider_id = $1 AND model_id = ANY($2::text[]) AND valid_to IS NULL
     RETURNING model_id, first_seen_at, provider_name, raw
 ), gone AS (
-    INSERT INTO model_versions (provider_id, model_id, valid_from, removed, first_seen_at, provider_name, raw)
-    SELECT $1, model_id, $3, true, first_seen_at, provider_name, raw FROM closed WHERE model_id = ANY($4::text[])
+    INSERT INTO model_versions (provider_id, model_id, valid_from, removed_at, first_seen_at, provider_name, raw)
+    SELECT $1, model_id, $3, $3, first_seen_at, provider_name, raw FROM closed WHERE model_id = ANY($4::text[])
 )
 SELECT model_id, first_seen_at FROM closed
 """
@@ -61,8 +61,9 @@ WITH closed AS (
     UPDATE provider_versions SET valid_to = $2 WHERE id = $1 AND valid_to IS NULL
     RETURNING first_seen_at, raw
 )
-INSERT INTO provider_versions (id, valid_from, removed, first_seen_at, content_hash, raw)
-SELECT $1, $2, $3::jsonb IS NULL, coalesce(c.first_seen_at, $2), coalesce($4, ''), coalesce($3::jsonb, c.raw)
+INSERT INTO provider_versions (id, valid_from, removed_at, first_seen_at, content_hash, raw)
+SELECT $1, $2, CASE WHEN $3::jsonb IS NULL THEN $2 END, coalesce(c.first_seen_at, $2), coalesce($4, ''),
+       coalesce($3::jsonb, c.raw)
 FROM (SELECT) one LEFT JOIN closed c ON true
 WHERE coalesce($3::jsonb, c.raw) IS NOT NULL
 """
@@ -143,21 +144,20 @@ def _relations(at: datetime) -> str:
     text, so it is written into the SQL: each catalog version's queries are the same statements."""
     t = f"'{at.isoformat()}'::timestamptz"
     model_columns = ", ".join(f"v.{c}" for c in MODEL_COLUMNS if c != "content_hash")
-    removed_at = "CASE WHEN v.removed THEN v.valid_from END"
     return f"""models AS NOT MATERIALIZED (
-    SELECT {model_columns}, v.first_seen_at, v.valid_from AS updated_at, {removed_at} AS removed_at,
+    SELECT {model_columns}, v.first_seen_at, v.valid_from AS updated_at, v.removed_at,
         lower(v.provider_id || '/' || v.model_id || ' ' || v.name || ' ' || coalesce(v.family, '') || ' '
               || v.provider_name) AS search_text,
         setweight(to_tsvector('simple'::regconfig, coalesce(v.name, '')), 'A')
             || setweight(to_tsvector('simple'::regconfig, replace(v.model_id, '/', ' ')), 'A')
             || setweight(to_tsvector('simple'::regconfig, coalesce(v.family, '')), 'B')
             || setweight(to_tsvector('simple'::regconfig, v.provider_id || ' ' || v.provider_name), 'C') AS search,
-        model_api_doc(v.provider_id, v.model_id, v.raw, v.first_seen_at, v.valid_from, {removed_at}) AS api_doc
+        model_api_doc(v.provider_id, v.model_id, v.raw, v.first_seen_at, v.valid_from, v.removed_at) AS api_doc
     FROM model_versions v WHERE v.valid_from <= {t} AND (v.valid_to IS NULL OR v.valid_to > {t})
 ), providers AS NOT MATERIALIZED (
     SELECT p.id, p.raw ->> 'name' AS name, jsonb_as_text_array(p.raw -> 'env') AS env, p.raw ->> 'npm' AS npm,
         p.raw ->> 'api' AS api, p.raw ->> 'doc' AS doc, p.raw, p.content_hash, p.first_seen_at,
-        p.valid_from AS updated_at, CASE WHEN p.removed THEN p.valid_from END AS removed_at
+        p.valid_from AS updated_at, p.removed_at
     FROM provider_versions p WHERE p.valid_from <= {t} AND (p.valid_to IS NULL OR p.valid_to > {t})
 )"""
 
@@ -203,18 +203,18 @@ async def price_timeline(conn: Queryable, provider_id: str, model_id: str) -> li
                    CASE WHEN bool_or(valid_to IS NULL) THEN NULL ELSE max(valid_to) END AS valid_to,
                    (array_agg(cost))[1] AS cost
             FROM (
-                SELECT valid_from, valid_to, removed, cost, count(*) FILTER (WHERE starts) OVER w AS period
+                SELECT valid_from, valid_to, removed_at, cost, count(*) FILTER (WHERE starts) OVER w AS period
                 FROM (
-                    SELECT valid_from, valid_to, removed, raw -> 'cost' AS cost,
+                    SELECT valid_from, valid_to, removed_at, raw -> 'cost' AS cost,
                            lag(raw -> 'cost') OVER w IS DISTINCT FROM raw -> 'cost'
-                           OR coalesce(lag(removed) OVER w, true)
+                           OR coalesce(lag(removed_at IS NOT NULL) OVER w, true)
                            OR lag(valid_to) OVER w IS DISTINCT FROM valid_from AS starts
                     FROM model_versions WHERE provider_id = $1 AND model_id = $2
                     WINDOW w AS (ORDER BY valid_from)
                 ) v
                 WINDOW w AS (ORDER BY valid_from)
             ) g
-            WHERE NOT removed
+            WHERE removed_at IS NULL
             GROUP BY period ORDER BY min(valid_from)
             """,
             provider_id,

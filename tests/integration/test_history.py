@@ -128,7 +128,7 @@ async def test_versions_have_the_typed_values_of_their_objects(imported: Setting
         )
         intervals = await conn.fetch(
             "SELECT count(*) FILTER (WHERE valid_to IS NULL) AS open, count(*) AS total, "
-            "count(*) FILTER (WHERE removed) AS removed FROM model_versions"
+            "count(*) FILTER (WHERE removed_at IS NOT NULL) AS removed FROM model_versions"
         )
     finally:
         await conn.close()
