@@ -309,7 +309,7 @@ async def cmd_import_benchmarks(settings: Settings, args: argparse.Namespace) ->
 
 async def cmd_import_history(settings: Settings, args: argparse.Namespace) -> int:
     """History (issue 13): dated models.dev documents replayed as refresh runs at their dates."""
-    from shared.history import HistoryImportError, dated_documents, import_history
+    from shared.history import DatedDocument, HistoryImportError, dated_documents, import_history
     from shared.refresh import close_context, open_context
 
     try:
@@ -318,7 +318,7 @@ async def cmd_import_history(settings: Settings, args: argparse.Namespace) -> in
         print(f"modelmeta: {e}", file=sys.stderr)
         return EXIT_FAILED
 
-    def report(doc: Any, run: Any) -> None:
+    def report(doc: DatedDocument, run: asyncpg.Record) -> None:
         print(
             f"{doc.at.isoformat().replace('+00:00', 'Z')}  {doc.path}: run {run['id']} {run['status']}, "
             f"+{run['added']} added, ~{run['updated']} updated, -{run['removed']} removed",

@@ -90,7 +90,8 @@ def _dated(spec: str) -> DatedDocument:
 
 def dated_documents(specs: Sequence[str]) -> list[DatedDocument]:
     """The documents named by FILE or FILE@TIME arguments, given oldest first, each later than the
-    one before (a catalog has one state at each instant); HistoryImportError lists every problem."""
+    one before (a catalog has one state at each instant) and none in the future; HistoryImportError
+    lists every problem."""
     problems: list[str] = []
     docs: list[DatedDocument] = []
     for spec in specs:
@@ -101,6 +102,8 @@ def dated_documents(specs: Sequence[str]) -> list[DatedDocument]:
             continue
         if not doc.path.is_file():
             problems.append(f"{doc.path}: no such file")
+        if doc.at > datetime.now(UTC):
+            problems.append(f"{doc.path} is dated {_iso(doc.at)}, in the future")
         if docs and doc.at <= docs[-1].at:
             problems.append(
                 f"{doc.path} ({_iso(doc.at)}) is not later than {docs[-1].path} ({_iso(docs[-1].at)}): "

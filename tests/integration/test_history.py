@@ -82,6 +82,8 @@ async def test_api_json_at_each_instant(imported: Settings) -> None:
         ).status == 304
         before = await client.get("/api.json?at=2026-02-28")
         assert before.headers["X-Catalog-Version"] == "0"
+        for path in ("/api/v1/models?", "/api/v1/models/capability/vision?", "/api/v1/providers/openai/models?"):
+            assert await get(client, f"{path}at=2026-02-28") == {"data": [], "total": 0, "next_cursor": None}
         now = await client.get("/api.json")
         assert now.headers["Cache-Control"] == "public, max-age=15"
         assert int(now.headers["X-Catalog-Version"]) > int(past.headers["X-Catalog-Version"])

@@ -99,6 +99,7 @@ def test_undated_out_of_order_and_missing_documents_are_all_reported(tmp_path: P
                 str(tmp_path / "undated.json"),
                 str(tmp_path / "gone-2026-09-01.json"),
                 f"{tmp_path / 'a-2026-03-01.json'}@2026-10-01T25:00:00Z",
+                f"{tmp_path / 'a-2026-03-01.json'}@2999-01-01",
             ]
         )
     message = str(caught.value)
@@ -108,6 +109,7 @@ def test_undated_out_of_order_and_missing_documents_are_all_reported(tmp_path: P
     assert "undated.json: no date in its name" in message
     assert "gone-2026-09-01.json: no such file" in message
     assert "is not a time of day" in message
+    assert "a-2026-03-01.json is dated 2999-01-01T00:00:00Z, in the future" in message
 
 
 class _Capture:
