@@ -74,29 +74,6 @@ CREATE TABLE model_versions (
     PRIMARY KEY (provider_id, model_id, valid_from),
     CHECK (valid_to IS NULL OR valid_to > valid_from)
 );
--- The sorts of the model lists (migration 0006's indexes on `models`), for lists at an instant: a
--- sorted page walks its index in order, skipping the versions not current then.
-CREATE INDEX model_versions_sort_name_idx ON model_versions (lower(name), provider_id, model_id)
-    WHERE removed_at IS NULL;
-CREATE INDEX model_versions_sort_name_desc_idx ON model_versions (lower(name) DESC, provider_id, model_id)
-    WHERE removed_at IS NULL;
-CREATE INDEX model_versions_sort_release_idx
-    ON model_versions (coalesce(release_date, '9999-99-99'), provider_id, model_id) WHERE removed_at IS NULL;
-CREATE INDEX model_versions_sort_release_desc_idx
-    ON model_versions (coalesce(release_date, '') DESC, provider_id, model_id) WHERE removed_at IS NULL;
-CREATE INDEX model_versions_sort_input_cost_idx
-    ON model_versions (coalesce(input_cost, 'Infinity'::float8), provider_id, model_id) WHERE removed_at IS NULL;
-CREATE INDEX model_versions_sort_input_cost_desc_idx
-    ON model_versions (coalesce(input_cost, '-Infinity'::float8) DESC, provider_id, model_id) WHERE removed_at IS NULL;
-CREATE INDEX model_versions_sort_output_cost_idx
-    ON model_versions (coalesce(output_cost, 'Infinity'::float8), provider_id, model_id) WHERE removed_at IS NULL;
-CREATE INDEX model_versions_sort_output_cost_desc_idx
-    ON model_versions (coalesce(output_cost, '-Infinity'::float8) DESC, provider_id, model_id) WHERE removed_at IS NULL;
-CREATE INDEX model_versions_sort_context_idx
-    ON model_versions (coalesce(context_limit, 9223372036854775807), provider_id, model_id) WHERE removed_at IS NULL;
-CREATE INDEX model_versions_sort_context_desc_idx
-    ON model_versions (coalesce(context_limit, -1) DESC, provider_id, model_id) WHERE removed_at IS NULL;
-
 CREATE TABLE provider_versions (
     id            text NOT NULL,
     valid_from    timestamptz NOT NULL,
@@ -116,6 +93,7 @@ CREATE TABLE provider_versions (
 INSERT INTO catalog_versions (version, at)
 SELECT catalog_version, max(max(at)) OVER (ORDER BY catalog_version)
 FROM model_changes GROUP BY catalog_version;
+ANALYZE catalog_versions;
 
 -- jsonb_set that creates the objects on the way (jsonb_set itself creates only the last key).
 CREATE FUNCTION pg_temp.jsonb_set_deep(target jsonb, path text[], value jsonb) RETURNS jsonb
@@ -151,20 +129,33 @@ BEGIN
     RETURN raw;
 END $$;
 
--- A loaded document, or NULL when its body is not JSON that PostgreSQL can hold.
+-- A loaded document, or NULL when its body is not a JSON object that PostgreSQL can hold.
 CREATE FUNCTION pg_temp.document(body bytea) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    doc jsonb;
 BEGIN
-    RETURN convert_from(body, 'UTF8')::jsonb;
+    doc := convert_from(body, 'UTF8')::jsonb;
+    RETURN CASE WHEN jsonb_typeof(doc) = 'object' THEN doc END;
 EXCEPTION WHEN others THEN
     RETURN NULL;
 END $$;
 
+-- Each provider of each document a run loaded (snapshots), parsed once: its object without its
+-- models, and its models.
+CREATE TEMP TABLE loaded_providers ON COMMIT DROP AS
+    SELECT d.run_id, p.key AS provider_id, p.value - 'models' AS raw, p.value -> 'models' AS models
+    FROM (SELECT r.id AS run_id, pg_temp.document(s.body) AS doc
+          FROM refresh_runs r JOIN snapshots s ON s.id = r.snapshot_id
+          WHERE r.source_kind = 'document' AND r.status IN ('succeeded', 'partial')) d,
+         LATERAL jsonb_each(d.doc) p
+    WHERE jsonb_typeof(p.value) = 'object';
+CREATE INDEX ON loaded_providers (provider_id, run_id);
+ANALYZE loaded_providers;
+
 -- A model's object in the document that a run loaded (NULL when the run kept no document).
 CREATE FUNCTION pg_temp.model_in_run(p_run_id bigint, p_provider_id text, p_model_id text) RETURNS jsonb
 LANGUAGE sql AS $$
-    SELECT pg_temp.document(s.body) -> p_provider_id -> 'models' -> p_model_id
-    FROM refresh_runs r JOIN snapshots s ON s.id = r.snapshot_id
-    WHERE r.id = p_run_id AND r.source_kind = 'document'
+    SELECT models -> p_model_id FROM loaded_providers WHERE run_id = p_run_id AND provider_id = p_provider_id
 $$;
 
 CREATE FUNCTION pg_temp.add_model_version(
@@ -236,10 +227,6 @@ END $$;
 
 -- Providers: their objects as the documents loaded by each run had them (snapshots), reconciled
 -- with the current row; a provider without a loaded document has one version since it was first seen.
-CREATE TEMP TABLE loaded_documents ON COMMIT DROP AS
-    SELECT r.id AS run_id, pg_temp.document(s.body) AS doc
-    FROM refresh_runs r JOIN snapshots s ON s.id = r.snapshot_id
-    WHERE r.source_kind = 'document' AND r.status IN ('succeeded', 'partial');
 
 CREATE FUNCTION pg_temp.add_provider_version(
     p providers, p_from timestamptz, p_to timestamptz, p_removed boolean, p_hash text, p_raw jsonb
@@ -265,11 +252,11 @@ BEGIN
     FOR p IN SELECT * FROM providers LOOP
         cur_from := NULL;
         FOR o IN
-            SELECT pr.finished_at AS at, pr.slice_hash IS NULL AS removed, pr.slice_hash,
-                   (d.doc -> pr.provider_id) - 'models' AS raw
-            FROM refresh_provider_runs pr JOIN loaded_documents d ON d.run_id = pr.run_id
+            SELECT pr.finished_at AS at, pr.slice_hash IS NULL AS removed, pr.slice_hash, lp.raw
+            FROM refresh_provider_runs pr
+            LEFT JOIN loaded_providers lp ON lp.provider_id = pr.provider_id AND lp.run_id = pr.run_id
             WHERE pr.provider_id = p.id AND pr.status = 'succeeded' AND pr.finished_at IS NOT NULL
-              AND (pr.slice_hash IS NULL OR jsonb_typeof(d.doc -> pr.provider_id) = 'object')
+              AND (pr.slice_hash IS NULL OR lp.raw IS NOT NULL)
             ORDER BY pr.finished_at, pr.run_id
         LOOP
             IF cur_from IS NULL THEN
@@ -308,3 +295,28 @@ END $$;
 
 DROP FUNCTION pg_temp.add_provider_version, pg_temp.add_model_version, pg_temp.model_in_run,
     pg_temp.document, pg_temp.before_change, pg_temp.jsonb_set_deep;
+
+-- The sorts of the model lists (migration 0006's indexes on `models`), for lists at an instant: a
+-- sorted page walks its index in order, skipping the versions not current then. (Built after the
+-- versions above, at once.)
+CREATE INDEX model_versions_sort_name_idx ON model_versions (lower(name), provider_id, model_id)
+    WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_name_desc_idx ON model_versions (lower(name) DESC, provider_id, model_id)
+    WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_release_idx
+    ON model_versions (coalesce(release_date, '9999-99-99'), provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_release_desc_idx
+    ON model_versions (coalesce(release_date, '') DESC, provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_input_cost_idx
+    ON model_versions (coalesce(input_cost, 'Infinity'::float8), provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_input_cost_desc_idx
+    ON model_versions (coalesce(input_cost, '-Infinity'::float8) DESC, provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_output_cost_idx
+    ON model_versions (coalesce(output_cost, 'Infinity'::float8), provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_output_cost_desc_idx
+    ON model_versions (coalesce(output_cost, '-Infinity'::float8) DESC, provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_context_idx
+    ON model_versions (coalesce(context_limit, 9223372036854775807), provider_id, model_id) WHERE removed_at IS NULL;
+CREATE INDEX model_versions_sort_context_desc_idx
+    ON model_versions (coalesce(context_limit, -1) DESC, provider_id, model_id) WHERE removed_at IS NULL;
+ANALYZE model_versions, provider_versions;
