@@ -141,9 +141,19 @@ EXCEPTION WHEN others THEN
 END $$;
 
 -- Each provider of each document a run loaded (snapshots), parsed once: its object without its
--- models, and its models.
+-- models, and its models when the walk below may look one up (the run of the change before a
+-- removal: the model's last object).
 CREATE TEMP TABLE loaded_providers ON COMMIT DROP AS
-    SELECT d.run_id, p.key AS provider_id, p.value - 'models' AS raw, p.value -> 'models' AS models
+    WITH before_removal AS (
+        SELECT DISTINCT b.run_id FROM model_changes r
+        CROSS JOIN LATERAL (
+            SELECT run_id FROM model_changes p WHERE p.provider_id = r.provider_id AND p.model_id = r.model_id
+            AND p.seq < r.seq ORDER BY p.seq DESC LIMIT 1
+        ) b
+        WHERE r.kind = 'removed'
+    )
+    SELECT d.run_id, p.key AS provider_id, p.value - 'models' AS raw,
+           CASE WHEN d.run_id IN (SELECT run_id FROM before_removal) THEN p.value -> 'models' END AS models
     FROM (SELECT r.id AS run_id, pg_temp.document(s.body) AS doc
           FROM refresh_runs r JOIN snapshots s ON s.id = r.snapshot_id
           WHERE r.source_kind = 'document' AND r.status IN ('succeeded', 'partial')) d,
@@ -170,9 +180,18 @@ BEGIN
     END IF;
 END $$;
 
--- Each model's versions, walking its changes backwards from the current row. The object a model
--- had before it was added again (after leaving) is not in the change log: it is taken from the
--- document loaded by the run of its change before that, or else assumed unchanged.
+-- The common case at once: a model listed since it was added, unchanged since.
+INSERT INTO model_versions (provider_id, model_id, valid_from, first_seen_at, provider_name, raw)
+SELECT m.provider_id, m.model_id, cv.at, m.first_seen_at, m.provider_name, m.raw
+FROM models m
+JOIN model_changes mc ON mc.provider_id = m.provider_id AND mc.model_id = m.model_id AND mc.kind = 'added'
+JOIN catalog_versions cv ON cv.version = mc.catalog_version
+WHERE m.removed_at IS NULL AND NOT EXISTS (
+    SELECT 1 FROM model_changes o WHERE o.provider_id = m.provider_id AND o.model_id = m.model_id AND o.seq <> mc.seq);
+
+-- Each other model's versions, walking its changes backwards from the current row. The object a
+-- model had before it was added again (after leaving) is not in the change log: it is taken from
+-- the document loaded by the run of its change before that, or else assumed unchanged.
 DO $$
 DECLARE
     m models;
@@ -182,7 +201,9 @@ DECLARE
     readded boolean;
     oldest text;
 BEGIN
-    FOR m IN SELECT * FROM models LOOP
+    FOR m IN SELECT * FROM models mm WHERE NOT EXISTS (
+        SELECT 1 FROM model_versions v WHERE v.provider_id = mm.provider_id AND v.model_id = mm.model_id
+    ) LOOP
         raw := m.raw;
         upto := NULL;
         readded := false;
