@@ -11,6 +11,7 @@ built from, which it carries in X-Catalog-Version.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,7 +68,12 @@ def reader(request: web.Request, pit: PointInTime | None) -> Queryable:
 
 
 async def respond_at(
-    request: web.Request, pit: PointInTime, tags: frozenset[str], build: Any, *, final: bool = True
+    request: web.Request,
+    pit: PointInTime,
+    tags: frozenset[str],
+    build: Callable[[], Awaitable[bytes]],
+    *,
+    final: bool = True,
 ) -> web.Response:
     """Serve an answer about a past catalog from the response cache by the version it was built
     from. final=False: it also shows live data (compare's benchmarks), so it is kept and cached as
