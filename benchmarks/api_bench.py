@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import REDIS_URL, REFERENCE, ROOT, bench_env, table, write_results
 from shared import refresh
 from shared.config import Settings
-from shared.refresh import close_context, open_context
+from shared.resources import close_context, open_context
 
 URL_PATH = "/api/v1/models?provider=openai&limit=50"
 

@@ -130,7 +130,7 @@ async def copy_floor(path: Path) -> tuple[float, int]:
     """The floor: one process reads the file, flattens it and COPY-upserts every model in one
     transaction into an empty database, with no queue; (seconds, models)."""
     from shared.catalog import decode_provider_slice, model_row, parse_document
-    from shared.db import catalog as db
+    from shared.db import catalog_writes
     from shared.db.pool import create_pool
 
     async with scratch_database() as dsn:
@@ -141,9 +141,9 @@ async def copy_floor(path: Path) -> tuple[float, int]:
         async with pool.acquire() as conn, conn.transaction():
             for pid, data in doc.slices.items():
                 provider, models = decode_provider_slice(pid, data)
-                await db.upsert_provider(conn, provider, doc.slice_hashes[pid])
+                await catalog_writes.upsert_provider(conn, provider, doc.slice_hashes[pid])
                 rows.extend(model_row(pid, provider.name, m) for m in models.values())
-            n = await db.upsert_models(conn, rows)
+            n = await catalog_writes.upsert_models(conn, rows)
         elapsed = now() - started
         await pool.close()
         return elapsed, n
@@ -151,14 +151,14 @@ async def copy_floor(path: Path) -> tuple[float, int]:
 
 async def timed_refresh(pool: Any, send: Any) -> tuple[float, Any]:
     """Enqueue a whole-catalog refresh and wait for the run to close: (seconds, run)."""
-    from shared.db import runs as runs_db
+    from shared.db import runs
     from shared.refresh import request_refresh
 
     started = now()
     run, _ = await request_refresh(pool, trigger="cli")
     send(run["id"])
     while True:
-        r = await runs_db.get_run(pool, run["id"])
+        r = await runs.get_run(pool, run["id"])
         if r is not None and r["status"] not in ("queued", "running"):
             return now() - started, r
         await asyncio.sleep(0.01)

@@ -37,7 +37,7 @@ from benchmarks.synth import generate, next_version
 from shared.config import Settings
 from shared.embedded import document
 from shared.history import dated_documents, import_history
-from shared.refresh import close_context, open_context
+from shared.resources import close_context, open_context
 
 AT = "2026-05-01"
 LISTS = [

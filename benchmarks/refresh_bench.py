@@ -33,16 +33,18 @@ from shared.db.pool import create_pool
 
 async def pipeline(path: Path, processes: int, threads: int) -> tuple[float, float, int]:
     async with bench_env(MODELSDEV_URL=f"file://{path.resolve()}") as (dsn, env):
-        from services.worker.actors import plan_refresh
+        from shared.config import Settings
+        from shared.sender import Sender
 
+        plan_refresh = Sender.from_settings(Settings.from_env()).plan_refresh
         pool = await create_pool(dsn, min_size=1, max_size=2)
         with worker_processes(env, processes, threads):
             await asyncio.sleep(4)  # let the workers boot
 
-            full, run = await timed_refresh(pool, plan_refresh.send)
+            full, run = await timed_refresh(pool, plan_refresh)
             assert run["status"] == "succeeded", run["status"]
             count = await pool.fetchval("SELECT count(*) FROM models")
-            nochange, run = await timed_refresh(pool, plan_refresh.send)
+            nochange, run = await timed_refresh(pool, plan_refresh)
             assert run["status"] == "unchanged", run["status"]
         await pool.close()
         return full, nochange, int(count)

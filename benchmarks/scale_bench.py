@@ -94,13 +94,15 @@ class _Capture:
 async def explain(pool: Any) -> str:
     from urllib.parse import parse_qsl
 
-    from shared.db.models import list_models
-    from shared.listing import parse_model_query
+    from services.api.params import decode
+    from shared.db.api_reads import list_models
+    from shared.listing import model_query
+    from shared.schemas.api import ModelListQuery
 
     out = []
     for query in QUERIES:
         cap = _Capture(pool)
-        await list_models(cap, parse_model_query(dict(parse_qsl(query))))
+        await list_models(cap, model_query(decode(dict(parse_qsl(query)), ModelListQuery)))
         out.append(f"== GET /api/v1/models?{query}\n{cap.plans[0]}\n")
     return "\n".join(out)
 
@@ -146,7 +148,10 @@ async def main_async(args: argparse.Namespace) -> None:
     floor_changed, _ = await copy_floor(paths["changed"])
     results: dict[str, Any] = {}
     async with bench_env(MODELSDEV_URL=f"file://{source}", UPSTREAM_MAX_BYTES=str(512 * 1024 * 1024)) as (dsn, env):
-        from services.worker.actors import plan_refresh
+        from shared.config import Settings
+        from shared.sender import Sender
+
+        plan_refresh = Sender.from_settings(Settings.from_env()).plan_refresh
 
         pool = await create_pool(dsn, min_size=1, max_size=4)
         with worker_processes(env, 1, 8) as workers:
@@ -154,7 +159,7 @@ async def main_async(args: argparse.Namespace) -> None:
             for name, doc in (("full", "full"), ("changed", "changed"), ("nochange", "changed")):
                 source.write_bytes(paths[doc].read_bytes())
                 xid = int(await pool.fetchval("SELECT txid_current()"))
-                seconds, run = await timed_refresh(pool, plan_refresh.send)
+                seconds, run = await timed_refresh(pool, plan_refresh)
                 assert run["status"] in ("succeeded", "unchanged"), (name, run["status"], run["error"])
                 results[name] = (seconds, await rows_written(pool, xid), run)
                 print(f"  {name}: {seconds:.2f} s, {results[name][1]:,} rows written", flush=True)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -17,17 +17,21 @@ import dramatiq.errors
 import msgspec
 import redis.exceptions
 
+from services.cli_webhooks import add_parser as add_webhooks_parser
+from services.cli_webhooks import cmd_webhooks
 from shared.config import Settings
+from shared.enums import FINAL_RUN_STATUSES, RunStatus, Trigger
 from shared.errors import ConfigError
+
+if TYPE_CHECKING:
+    from shared.schedule import ScheduleState
 
 EXIT_FAILED = 1
 EXIT_UNREACHABLE = 2
 
-FINAL_STATUSES = ("succeeded", "partial", "failed", "unchanged")
-
 
 def _run_dict(r: Any) -> dict[str, Any]:
-    from shared.api_models import run_object
+    from shared.schemas.api import run_object
 
     return msgspec.to_builtins(run_object(r))  # type: ignore[no-any-return]
 
@@ -68,19 +72,19 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_refresh(settings: Settings, args: argparse.Namespace) -> int:
     from shared.db.pool import create_pool
-    from shared.refresh import request_refresh
+    from shared.refresh import fail_run, request_refresh
+    from shared.sender import Sender
 
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    sender = Sender.from_settings(settings)
     try:
-        run, created = await request_refresh(pool, trigger="cli", providers=args.provider or None, force=args.force)
+        run, created = await request_refresh(
+            pool, trigger=Trigger.CLI, providers=args.provider or None, force=args.force
+        )
         if created:
-            from services.worker.actors import plan_refresh
-
             try:
-                await asyncio.to_thread(plan_refresh.send, run["id"])
+                await asyncio.to_thread(sender.plan_refresh, run["id"])
             except Exception as e:
-                from shared.refresh import fail_run
-
                 await fail_run(pool, run["id"], f"could not enqueue: {e}")
                 raise
         if args.json and not args.wait:
@@ -91,16 +95,17 @@ async def cmd_refresh(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         return await _wait(pool, run["id"], as_json=args.json)
     finally:
+        sender.close()
         await pool.close()
 
 
 async def _wait(pool: asyncpg.Pool, run_id: int, *, as_json: bool) -> int:
-    from shared.db import runs as runs_db
+    from shared.db import runs
 
     tty = sys.stdout.isatty() and not as_json
     last = None
     while True:
-        run = await runs_db.get_run(pool, run_id)
+        run = await runs.get_run(pool, run_id)
         assert run is not None
         total, done, failed = run["providers_total"], run["providers_done"], run["providers_failed"]
         line = f"run {run_id}: {run['status']}  providers {done + failed}/{total} (failed {failed})"
@@ -111,7 +116,7 @@ async def _wait(pool: asyncpg.Pool, run_id: int, *, as_json: bool) -> int:
         elif line != last and not as_json:
             print(line, flush=True)
         last = line
-        if run["status"] in FINAL_STATUSES:
+        if run["status"] in FINAL_RUN_STATUSES:
             break
         await asyncio.sleep(0.3)
     if tty:
@@ -125,19 +130,19 @@ async def _wait(pool: asyncpg.Pool, run_id: int, *, as_json: bool) -> int:
             + (f"; error: {run['error']}" if run["error"] else "")
             + (f"; fallback: {run['fallback_reason']}" if run["fallback_reason"] else "")
         )
-    return 0 if run["status"] in ("succeeded", "unchanged") else EXIT_FAILED
+    return 0 if run["status"] in (RunStatus.SUCCEEDED, RunStatus.UNCHANGED) else EXIT_FAILED
 
 
 async def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
-    from shared.db import runs as runs_db
+    from shared.db import runs
 
     conn = await _connect(settings)
     try:
-        runs = await runs_db.recent_runs(conn, args.limit)
+        recent = await runs.recent_runs(conn, args.limit)
     finally:
         await conn.close()
     if args.json:
-        print(msgspec.json.encode([_run_dict(r) for r in runs]).decode())
+        print(msgspec.json.encode([_run_dict(r) for r in recent]).decode())
         return 0
     _print_table(
         [
@@ -151,7 +156,7 @@ async def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
                 str(r["providers_failed"]),
                 f"+{r['added']} ~{r['updated']} -{r['removed']}",
             ]
-            for r in runs
+            for r in recent
         ],
         ["ID", "STATUS", "TRIGGER", "REQUESTED", "FINISHED", "PROVIDERS", "FAILED", "CHANGES"],
     )
@@ -159,19 +164,19 @@ async def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from shared.db import runs as runs_db
+    from shared.db import runs
 
     conn = await _connect(settings)
     try:
-        run = await runs_db.get_run(conn, args.run_id)
-        providers = await runs_db.provider_runs(conn, args.run_id) if run else []
+        run = await runs.get_run(conn, args.run_id)
+        providers = await runs.provider_runs(conn, args.run_id) if run else []
     finally:
         await conn.close()
     if run is None:
         print(f"modelmeta: no run {args.run_id}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        from shared.api_models import provider_run_object
+        from shared.schemas.api import provider_run_object
 
         out = {**_run_dict(run), "providers": [msgspec.to_builtins(provider_run_object(p)) for p in providers]}
         print(msgspec.json.encode(out).decode())
@@ -214,12 +219,12 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from redis.asyncio import Redis
 
-    from shared.db import runs as runs_db
+    from shared.db import runs
     from shared.schedule import read_state
 
     conn = await _connect(settings)
     try:
-        st = await runs_db.catalog_status(conn)
+        st = await runs.catalog_status(conn)
     finally:
         await conn.close()
     schedule, redis_error = None, None
@@ -248,8 +253,25 @@ async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(msgspec.json.encode(out).decode())
         return 0
-    last, ok = st["last_run"], st["last_success"]
-    lines = [
+    for k, v in _status_lines(out, st, schedule, redis_error):
+        print(f"{k:>16}: {v}")
+    if redis_error:
+        print(f"modelmeta: warning: {redis_error}", file=sys.stderr)
+    return 0
+
+
+def _status_lines(
+    out: dict[str, Any], st: dict[str, Any], schedule: ScheduleState | None, redis_error: str | None
+) -> list[tuple[str, str]]:
+    """`modelmeta status` as (label, value) lines."""
+    last, ok, loaded = st["last_run"], st["last_success"], st["last_loaded"]
+    if schedule is None:
+        next_run = "unknown (no scheduler is running)" if not redis_error else "unknown"
+    elif schedule.next_run_at is None:
+        next_run = "none (automatic refreshes are off)"
+    else:
+        next_run = _fmt_time(datetime.fromtimestamp(schedule.next_run_at, tz=UTC)) + " UTC"
+    return [
         ("catalog version", str(out["catalog_version"])),
         ("catalog", f"{out['providers']} providers, {out['models']} models ({out['removed_models']} removed)"),
         ("source", out["source"]),
@@ -262,27 +284,17 @@ async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             else "none yet",
         ),
         ("last success", f"{ok['id']} at {_fmt_time(ok['finished_at'])}" if ok else "none yet"),
-        (
-            "next run",
-            _fmt_time(datetime.fromtimestamp(schedule.next_run_at, tz=UTC)) + " UTC"
-            if schedule
-            else ("unknown (no scheduler is running)" if not redis_error else "unknown"),
-        ),
-        ("interval", f"{settings.refresh_interval:g} s"),
+        ("next run", next_run),
+        ("interval", f"{out['interval']:g} s"),
     ]
-    for k, v in lines:
-        print(f"{k:>16}: {v}")
-    if redis_error:
-        print(f"modelmeta: warning: {redis_error}", file=sys.stderr)
-    return 0
 
 
 async def cmd_import_benchmarks(settings: Settings, args: argparse.Namespace) -> int:
     from redis.asyncio import Redis
 
-    from shared.benchmarks import import_benchmarks, parse_benchmarks
     from shared.db.pool import create_pool
     from shared.errors import BadRequest
+    from shared.model_scores import import_benchmarks, parse_benchmarks
 
     path = Path(args.file)
     try:
@@ -309,8 +321,9 @@ async def cmd_import_benchmarks(settings: Settings, args: argparse.Namespace) ->
 
 async def cmd_import_history(settings: Settings, args: argparse.Namespace) -> int:
     """History (issue 13): dated models.dev documents replayed as refresh runs at their dates."""
-    from shared.history import DatedDocument, HistoryImportError, dated_documents, import_history
-    from shared.refresh import close_context, open_context
+    from shared.errors import HistoryImportError
+    from shared.history import DatedDocument, dated_documents, import_history
+    from shared.resources import close_context, open_context
 
     try:
         docs = dated_documents(args.files)
@@ -346,8 +359,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     from services.api.main import run_web
 
-    run_web(settings)
-    return 0
+    return run_web(settings)
 
 
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
@@ -389,8 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a models.dev api.json dated by the first YYYY-MM-DD in its name (its midnight, UTC), "
         "or FILE@2026-04-16T00:00:00Z; oldest first, all after the newest change already recorded",
     )
-    sub.add_parser("web", help="run the HTTP API on $PORT")
+    sub.add_parser("web", help="run the HTTP API on $PORT ($WEB_CONCURRENCY processes, default 1)")
     sub.add_parser("scheduler", help="run the periodic refresh scheduler")
+    add_webhooks_parser(sub)  # change notifications (issue 12)
     return p
 
 
@@ -402,6 +415,7 @@ _ASYNC: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, i
     "status": cmd_status,
     "import-benchmarks": cmd_import_benchmarks,
     "import-history": cmd_import_history,
+    "webhooks": cmd_webhooks,  # change notifications (issue 12)
 }
 _SYNC: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "worker": cmd_worker,

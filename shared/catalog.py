@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ MODEL_COLUMNS = (
     "cache_write_cost",
     "raw",
     "content_hash",
+    "raw_sha256",
 )
 
 
@@ -106,25 +108,45 @@ class ModelRecord:
     raw: dict[str, Any]
     content_hash: str
     model: Model
+    raw_sha256: str = ""  # of the model's bytes as the source wrote them: unchanged bytes skip decoding
 
 
 def decode_provider_slice(provider_id: str, data: bytes) -> tuple[ProviderRecord, dict[str, ModelRecord]]:
     """Decode one provider's slice of the document into its record and its models."""
+    provider, models, _ = decode_changed_models(provider_id, data, lambda mid, digest: False)
+    return provider, models
+
+
+def decode_changed_models(
+    provider_id: str, data: bytes, unchanged: Callable[[str, str], bool]
+) -> tuple[ProviderRecord, dict[str, ModelRecord], list[str]]:
+    """Decode one provider's slice: its record, the models that `unchanged(model_id, sha256 of the
+    model's bytes)` does not vouch for, and the ids of those it does (neither decoded nor hashed
+    canonically: a refresh reads and decodes little more than what changed)."""
     try:
-        obj = _generic_decoder.decode(data)
-        if not isinstance(obj, dict) or not isinstance(obj.get("models"), dict):
+        obj = _slices_decoder.decode(data)
+        models_raw = obj.pop("models", None)
+        if models_raw is None:
             raise MalformedDocument(f"provider {provider_id!r}: expected an object with `models`")
-        models_raw: dict[str, Any] = obj.pop("models")
-        models = {mid: ModelRecord(mid, m, content_hash(m), msgspec.convert(m, Model)) for mid, m in models_raw.items()}
-        meta = msgspec.convert({**obj, "models": {}}, Provider)
+        fields = {k: _generic_decoder.decode(v) for k, v in obj.items()}
+        meta = msgspec.convert({**fields, "models": {}}, Provider)
         provider = ProviderRecord(
-            id=provider_id, name=meta.name, env=list(meta.env), npm=meta.npm, api=meta.api, doc=meta.doc, raw=obj
+            id=provider_id, name=meta.name, env=list(meta.env), npm=meta.npm, api=meta.api, doc=meta.doc, raw=fields
         )
+        models: dict[str, ModelRecord] = {}
+        kept: list[str] = []
+        for mid, raw in _slices_decoder.decode(models_raw).items():
+            digest = sha256_hex(raw)
+            if unchanged(mid, digest):
+                kept.append(mid)
+                continue
+            m = _generic_decoder.decode(raw)
+            models[mid] = ModelRecord(mid, m, content_hash(m), msgspec.convert(m, Model), digest)
     except msgspec.ValidationError as e:
         raise MalformedDocument(f"provider {provider_id!r}: {e}") from None
     except (msgspec.DecodeError, RecursionError) as e:
         raise MalformedDocument(f"provider {provider_id!r}: {e}") from None
-    return provider, models
+    return provider, models, kept
 
 
 def model_row(provider_id: str, provider_name: str, rec: ModelRecord) -> tuple[Any, ...]:
@@ -159,6 +181,7 @@ def model_row(provider_id: str, provider_name: str, rec: ModelRecord) -> tuple[A
         cost.cache_write if cost else None,
         rec.raw,
         rec.content_hash,
+        rec.raw_sha256 or None,
     )
 
 

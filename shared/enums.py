@@ -66,3 +66,18 @@ class SourceKind(StrEnum):
 
     DOCUMENT = "document"
     MODELMETA = "modelmeta"
+
+
+class SubscriptionStatus(StrEnum):
+    """A webhook subscription's status."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class DeliveryStatus(StrEnum):
+    """A webhook delivery's status: pending until delivered, or failed for good (replayable)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"

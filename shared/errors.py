@@ -67,3 +67,28 @@ class Forbidden(ModelmetaError):
 
 class PayloadTooLarge(ModelmetaError):
     """A request body is over the size cap."""
+
+
+class Redirect(ModelmetaError):
+    """The resource lives at another URL (a bare model id that exactly one provider lists)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class Ambiguous(ModelmetaError):
+    """A bare model id that several providers list: `choices` holds their canonical ids."""
+
+    def __init__(self, detail: str, choices: list[str]) -> None:
+        super().__init__(detail)
+        self.choices = choices
+
+
+class TargetRefused(ModelmetaError):
+    """A webhook URL that modelmeta will not call: not http(s), or a host on a loopback, private,
+    link-local, multicast or reserved address (unless WEBHOOK_ALLOW_PRIVATE=true)."""
+
+
+class HistoryImportError(ModelmetaError):
+    """import-history cannot go on; the message names the file and says what was written."""

@@ -17,7 +17,8 @@ from shared import refresh
 from shared.db import history as history_db
 from shared.db import runs as runs_db
 from shared.enums import RunStatus, Trigger
-from shared.errors import ModelmetaError
+from shared.errors import HistoryImportError
+from shared.resources import RefreshContext
 from shared.sources import Fetched
 
 log = structlog.get_logger(__name__)
@@ -25,10 +26,6 @@ log = structlog.get_logger(__name__)
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # RFC 3339 date-time; a space for the offset's `+` is how an unencoded `+` arrives in a query string.
 _INSTANT = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+\- ])(\d{2}):(\d{2}))")
-
-
-class HistoryImportError(ModelmetaError):
-    """import-history cannot go on; the message names the file and says what was written."""
 
 
 def _date(text: str) -> date:
@@ -120,7 +117,7 @@ def _iso(at: datetime) -> str:
 
 
 async def import_history(
-    ctx: refresh.RefreshContext,
+    ctx: RefreshContext,
     docs: Sequence[DatedDocument],
     on_run: Callable[[DatedDocument, asyncpg.Record], None] = lambda doc, run: None,
 ) -> list[asyncpg.Record]:
@@ -148,7 +145,7 @@ async def import_history(
     return runs
 
 
-async def _import_one(ctx: refresh.RefreshContext, doc: DatedDocument) -> asyncpg.Record:
+async def _import_one(ctx: RefreshContext, doc: DatedDocument) -> asyncpg.Record:
     try:
         body = await asyncio.to_thread(doc.path.read_bytes)
     except OSError as e:

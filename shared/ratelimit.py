@@ -11,6 +11,7 @@ import asyncio
 import random
 import time
 import uuid
+from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
@@ -40,6 +41,26 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + window - now + 1)
 """
 
+# The same window, asked once and never waited on (a web request is answered or refused now).
+# KEYS[1] window; ARGV[1] budget, ARGV[2] window length ms, ARGV[3] unique member
+# Returns {granted (1/0), slots left after this request, ms until the oldest grant leaves}.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local budget, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+local granted = 0
+if used < budget then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  used = used + 1
+  granted = 1
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {granted, budget - used, math.max(1, tonumber(oldest[2]) + window - now + 1)}
+"""
+
 # KEYS[1] pause-until; ARGV[1] pause length ms. Only ever extends a pause.
 _PAUSE = """
 local t = redis.call('TIME')
@@ -52,6 +73,16 @@ if untl > cur then
 end
 return cur
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One answer of RateLimiter.take: granted or not, what is left, and when the oldest grant of
+    the window leaves it (the wait before asking again, when refused)."""
+
+    granted: bool
+    remaining: int
+    reset: float
 
 
 class RateLimiter:
@@ -75,6 +106,7 @@ class RateLimiter:
         self.window_ms = int(limit.period * 1000 * (1 + margin))
         self._acquire = redis.register_script(_ACQUIRE)
         self._pause = redis.register_script(_PAUSE)
+        self._take = redis.register_script(_TAKE)
 
     def _keys(self, host: str) -> list[str]:
         return [f"{self.prefix}:ratelimit:{host}:window", f"{self.prefix}:ratelimit:{host}:paused"]
@@ -83,6 +115,14 @@ class RateLimiter:
         """Take a slot now (0.0) or return the seconds to wait before one can be had."""
         wait_ms = await self._acquire(keys=self._keys(host), args=[self.limit.count, self.window_ms, uuid.uuid4().hex])
         return int(wait_ms) / 1000
+
+    async def take(self, key: str) -> Slot:
+        """Take a slot of `key`'s window now or be refused, with the counts the caller reports;
+        never waits (the web process answers 429 instead). Pauses do not apply."""
+        granted, remaining, reset_ms = await self._take(
+            keys=self._keys(key)[:1], args=[self.limit.count, self.window_ms, uuid.uuid4().hex]
+        )
+        return Slot(bool(granted), int(remaining), int(reset_ms) / 1000)
 
     async def acquire(self, host: str) -> float:
         """Wait for a slot without blocking the event loop; return the seconds waited.

@@ -32,7 +32,8 @@ class ScheduleState(msgspec.Struct):
     """What the scheduler publishes for GET /api/v1/refresh/status."""
 
     interval: float
-    next_run_at: float
+    #: None when no refresh is scheduled (AUTO_REFRESH off).
+    next_run_at: float | None
     leader: str | None = None
     updated_at: float = 0.0
 
@@ -48,6 +49,7 @@ async def read_state(redis: Redis, prefix: str) -> ScheduleState | None:
 
 
 async def write_state(redis: Redis, prefix: str, state: ScheduleState) -> None:
+    """Publish the leader's schedule (it expires if no leader renews it)."""
     state.updated_at = time.time()
     await redis.set(state_key(prefix), msgspec.json.encode(state), ex=max(60, int(state.interval * 2)))
 

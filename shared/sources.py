@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import msgspec
@@ -19,6 +18,7 @@ import structlog
 from shared.errors import DocumentTooLarge, MalformedDocument, RateLimited, UpstreamRejected, UpstreamUnavailable
 from shared.metrics import UPSTREAM_RESPONSES
 from shared.ratelimit import RateLimiter
+from shared.retry import UPSTREAM_FETCH
 
 log = structlog.get_logger(__name__)
 
@@ -47,9 +47,16 @@ def parse_retry_after(value: str | None, default: float = 1.0) -> float:
     return max(0.0, when.timestamp() - time.time())
 
 
-def backoff(attempt: int, base: float = 0.25, cap: float = 8.0) -> float:
-    """Exponential backoff with full jitter for attempt 1, 2, ..."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1))) + base / 2
+def document_request_url(url: str) -> str:
+    """The URL to GET a models.dev document from: over http(s), with `type=all` added to its query
+    (models.dev answers chat models only unless asked; a static host ignores it), unless the query
+    already names a type. A file has no query."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return url
+    if any(name == "type" for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        return url
+    return urlunsplit(parts._replace(query=f"{parts.query}&type=all" if parts.query else "type=all"))
 
 
 class HttpFetcher:
@@ -113,7 +120,7 @@ class HttpFetcher:
                 last_error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             log.warning("upstream_retry", url=url, attempt=attempt, error=last_error)
             if attempt < self.attempts:
-                await asyncio.sleep(backoff(attempt))
+                await asyncio.sleep(UPSTREAM_FETCH.delay(attempt))
         raise UpstreamUnavailable(f"{url}: {last_error} after {self.attempts} attempts")
 
     async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
@@ -157,6 +164,7 @@ class UpstreamProvider(msgspec.Struct, frozen=True):
 
 class _ProviderPage(msgspec.Struct):
     data: list[UpstreamProvider]
+    next_cursor: str | None = None
 
 
 class _RawPage(msgspec.Struct):
@@ -178,9 +186,14 @@ class ProviderListing:
     model_count: int
 
 
+#: Providers per page of the provider list a mirror reads: all of them (the API's largest page).
+PROVIDER_PAGE = 500
+
+
 def modelmeta_base(url: str) -> str:
-    """The base URL of a modelmeta given as MODELSDEV_URL (with or without /api/v1)."""
-    return url.rstrip("/").removesuffix("/api/v1")
+    """The base URL of a modelmeta given as MODELSDEV_URL (with or without /api/v1), or of its
+    provider list (a run's source URL)."""
+    return url.split("?", 1)[0].rstrip("/").removesuffix("/api/v1/providers").removesuffix("/api/v1")
 
 
 def parse_provider_listing(body: bytes) -> ProviderListing:
@@ -190,6 +203,8 @@ def parse_provider_listing(body: bytes) -> ProviderListing:
         raw = msgspec.json.decode(body, type=_RawPage).data
     except (msgspec.DecodeError, RecursionError) as e:
         raise MalformedDocument(f"not a modelmeta provider list: {e}") from None
+    if typed.next_cursor is not None:
+        raise MalformedDocument(f"the upstream lists more than {PROVIDER_PAGE} providers, more than one page holds")
     providers = {
         p.id: msgspec.json.encode({k: v for k, v in r.items() if k not in _PROVIDER_ADDED})
         for p, r in zip(typed.data, raw, strict=True)
@@ -218,9 +233,15 @@ class ModelmetaSource:
         self.page_size = page_size
         self.attempts = attempts
 
+    @staticmethod
+    def providers_url_of(url: str) -> str:
+        """The whole provider list of the modelmeta at `url` (its base URL, with or without /api/v1),
+        on one page: a list answers 50 rows unless asked for more."""
+        return f"{modelmeta_base(url)}/api/v1/providers?limit={PROVIDER_PAGE}"
+
     @property
     def providers_url(self) -> str:
-        return f"{self.base}/api/v1/providers"
+        return self.providers_url_of(self.base)
 
     async def providers(self, etag: str | None) -> Fetched:
         """The provider list (body None when the upstream's ETag says nothing changed)."""
@@ -263,4 +284,4 @@ class ModelmetaSource:
         raise UpstreamUnavailable(f"provider {provider_id!r}: the upstream kept changing while it was read")
 
     def _provider_url(self, provider_id: str) -> str:
-        return f"{self.providers_url}/{quote(provider_id, safe='')}"
+        return f"{self.base}/api/v1/providers/{quote(provider_id, safe='')}"

@@ -1,54 +1,66 @@
-"""Fixtures: a fresh migrated PostgreSQL database and a private Redis key prefix per test."""
+"""Fixtures: a fresh migrated PostgreSQL database and a private Redis key prefix per test, the
+sample loaded behind an API client; the `slow` marker on every test that starts processes; and
+in CI, a run with a skipped test fails."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 import redis
+from aiohttp.test_utils import TestClient, TestServer
 
+from services.api.main import create_app
 from shared.config import Settings
+from tests.support import (
+    ADMIN_DSN,
+    ADMIN_TOKEN,
+    IN_CI,
+    REDIS_URL,
+    SAMPLE,
+    create_database,
+    drop_database,
+    dsn_for,
+    need_service,
+    pipeline,
+    refresh_inline,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-#: The team's reference folder beside the repository (read-only; absent on some machines).
-REFERENCE = ROOT.parent / "shared"
-CATALOG_OLD = REFERENCE / "data" / "modelsdev" / "api-2026-03-01.json"
-CATALOG_NEW = REFERENCE / "data" / "modelsdev" / "api-2026-07-02.json"
-SAMPLE = ROOT / "shared" / "sample" / "catalog.json"
-
-ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def need_service(reason: str) -> None:
-    """A missing service skips a test locally and fails it in CI."""
-    if IN_CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
+E2E = Path(__file__).parent / "e2e"
 
 
-def reference_catalog(path: Path) -> bytes:
-    """A real models.dev catalog from ../shared, or a skip saying why it is missing."""
-    if not path.exists():
-        pytest.skip(f"{path.name} not found: the team's reference folder ../shared is absent")
-    return path.read_bytes()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every end-to-end test starts processes: mark it slow (`make test-fast` leaves them out)."""
+    for item in items:
+        if E2E in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.slow)
 
 
-def load_json(path: Path) -> Any:
-    return json.loads(path.read_bytes())
+_skipped: list[str] = []
 
 
-def _dsn_for(db: str) -> str:
-    return urlunsplit(urlsplit(ADMIN_DSN)._replace(path=f"/{db}"))
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skipped.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI nothing may skip: a skipped test is a test that did not run, so the run fails."""
+    if IN_CI and _skipped and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if IN_CI and _skipped:
+        terminalreporter.section("skipped in CI", red=True)
+        terminalreporter.line(f"CI=true: {len(_skipped)} skipped test(s) fail this run:", red=True)
+        for line in _skipped:
+            terminalreporter.line(f"  {line}", red=True)
 
 
 @pytest.fixture(scope="session")
@@ -59,34 +71,22 @@ def template_db() -> Iterator[str]:
     name = f"mm_tmpl_{uuid.uuid4().hex[:10]}"
 
     async def setup() -> None:
-        conn = await asyncpg.connect(ADMIN_DSN, timeout=5)
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.close()
-        await migrate(_dsn_for(name))
+        await migrate(await create_database(name))
 
     try:
         asyncio.run(setup())
     except (OSError, asyncpg.PostgresError) as e:
         need_service(f"PostgreSQL not reachable at {ADMIN_DSN}: {e}")
     yield name
-    asyncio.run(_drop(name))
-
-
-async def _drop(name: str) -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.close()
+    asyncio.run(drop_database(dsn_for(name)))
 
 
 @pytest.fixture
 async def database_url(template_db: str) -> AsyncIterator[str]:
     """A fresh, migrated database of this test's own."""
-    name = f"mm_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(ADMIN_DSN)
-    await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    await conn.close()
-    yield _dsn_for(name)
-    await _drop(name)
+    dsn = await create_database(f"mm_test_{uuid.uuid4().hex[:12]}", template=template_db)
+    yield dsn
+    await drop_database(dsn)
 
 
 @pytest.fixture
@@ -114,25 +114,16 @@ def settings(database_url: str, redis_prefix: str) -> Settings:
         modelsdev_url=f"file://{SAMPLE}",
         upstream_timeout=2.0,
         upstream_attempts=2,
-        admin_tokens=("test-admin-token",),
+        admin_tokens=(ADMIN_TOKEN,),
     )
 
 
-def env_for(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment a modelmeta process needs to use these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_", "MODELSDEV_"))}
-    env.update(
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=settings.redis_url,
-        REDIS_PREFIX=settings.redis_prefix,
-        MODELSDEV_URL=settings.modelsdev_url,
-        UPSTREAM_TIMEOUT=str(settings.upstream_timeout),
-        UPSTREAM_ATTEMPTS=str(settings.upstream_attempts),
-        ADMIN_TOKENS=",".join(settings.admin_tokens),
-        LOG_FORMAT="json",
-        WORKER_HEARTBEAT_TIMEOUT_MS="3000",
-        WORKER_MAINTENANCE_CHANCE="1000000",
-        WORKER_METRICS_PORT="0",
-    )
-    env.update(extra)
-    return env
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+    """An API client on the sample catalog; `client.sent` lists the run ids the app enqueued."""
+    async with pipeline(settings) as ctx:
+        await refresh_inline(ctx)
+    sent: list[int] = []
+    async with TestClient(TestServer(create_app(settings, enqueue=sent.append))) as c:
+        c.sent = sent  # type: ignore[attr-defined]
+        yield c

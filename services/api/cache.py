@@ -1,9 +1,15 @@
-"""Each web process's response cache, kept coherent with the catalog by invalidation events.
+"""Each web process's response cache, kept coherent with the catalog by invalidation events, and
+bounded in bytes.
 
-Entries are encoded response bodies keyed by route and normalized query, tagged with the providers
-they depend on ("*" for anything that spans providers). An event drops the entries of its
-providers; a version gap, a pub/sub reconnect, or a catalog version seen in PostgreSQL that no
-event announced drops everything; a TTL bounds the age of any entry.
+Entries are encoded response bodies keyed by route and normalized query (and by the raw path and
+query of the requests that asked for them, so that a repeated request is a dictionary lookup),
+tagged with the providers they depend on ("*" for anything that spans providers). Each entry keeps
+its representations (identity, and each content coding once a request asked for it) with their
+headers, built once. An event drops the entries of its providers; a version gap, a pub/sub
+reconnect, or a catalog version seen in PostgreSQL that no event announced drops everything; a TTL
+bounds the age of any entry but a lasting one (a whole-catalog document: it changes only with the
+catalog). Every representation and every key counts towards `max_bytes`; past it the least recently
+used keys go first, and an entry over a quarter of it is served but not kept.
 """
 
 from __future__ import annotations
@@ -11,72 +17,253 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import Any, Final
 
 import asyncpg
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 
+from services.api.compression import COMPRESSORS, IDENTITY, MIN_SIZE, THREADED_SIZE
 from shared import events
-from shared.db.catalog import catalog_version
+from shared.db.catalog_writes import catalog_version
 from shared.metrics import INVALIDATIONS
+from shared.retry import INVALIDATION_LISTENER
 
 log = structlog.get_logger(__name__)
 
 CACHE_EVENTS = Counter("modelmeta_cache_events_total", "Response cache lookups and drops", ["event"])
+CACHE_BYTES = Gauge("modelmeta_cache_bytes", "Bytes the response cache holds (representations and keys)")
+CACHE_EVICTIONS = Counter("modelmeta_cache_evictions_total", "Cache keys evicted to stay under CACHE_MAX_BYTES")
+_HIT, _MISS = CACHE_EVENTS.labels("hit"), CACHE_EVENTS.labels("miss")
 ALL = "*"
+CACHED_FOR = "public, max-age=15"
+DEFAULT_MAX_BYTES: Final = 128 * 1024 * 1024
+#: What Python spends around a stored body and around a key (objects, dict slots, headers).
+ENTRY_OVERHEAD: Final = 600
+KEY_OVERHEAD: Final = 120
+#: An entry whose representations come to more than max_bytes // SHARE is served but not kept.
+SHARE: Final = 4
 
 
-@dataclass(frozen=True, slots=True)
+class Representation:
+    """One representation of an entry: its body and the headers of its 200 and its 304."""
+
+    __slots__ = ("body", "etag", "headers", "not_modified")
+
+    def __init__(self, body: bytes, etag: str, version: int, coding: str) -> None:
+        self.body = body
+        self.etag = etag
+        self.not_modified = {
+            "ETag": etag,
+            "X-Catalog-Version": str(version),
+            "Cache-Control": CACHED_FOR,
+            "Vary": "Accept-Encoding",
+            "Access-Control-Allow-Origin": "*",
+        }
+        self.headers = {**self.not_modified, "Content-Type": "application/json"}
+        if coding != IDENTITY:
+            self.headers["Content-Encoding"] = coding
+
+
 class Entry:
-    body: bytes
-    etag: str
-    version: int
-    tags: frozenset[str]
-    expires: float
+    """A cached answer: its representations by coding, the keys it is held under, its size."""
+
+    __slots__ = ("building", "compressible", "digest", "expires", "keys", "reps", "size", "tags", "version")
+
+    def __init__(self, body: bytes, version: int, tags: frozenset[str], expires: float) -> None:
+        self.digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+        self.version = version
+        self.tags = tags
+        self.expires = expires
+        self.reps: dict[str, Representation] = {IDENTITY: Representation(body, f'"{self.digest}"', version, IDENTITY)}
+        self.size = len(body) + ENTRY_OVERHEAD
+        self.compressible = len(body) > MIN_SIZE
+        self.keys: list[str] = []  # the cache keys it is held under (none: not held)
+        self.building: dict[str, asyncio.Future[Representation]] = {}
+
+    @property
+    def body(self) -> bytes:
+        return self.reps[IDENTITY].body
+
+    @property
+    def etag(self) -> str:
+        return self.reps[IDENTITY].etag
+
+
+def _key_size(key: str) -> int:
+    return len(key) + KEY_OVERHEAD
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a shared build's failure seen (every waiter re-raises it; none may be left)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class ResponseCache:
-    """Encoded responses by key, dropped by tag, by version gap or by age."""
+    """Encoded responses by key, dropped by tag, by version gap or by age, bounded in bytes."""
 
-    def __init__(self, ttl: float, max_entries: int = 20_000, enabled: bool = True) -> None:
+    def __init__(self, ttl: float, max_bytes: int = DEFAULT_MAX_BYTES, enabled: bool = True) -> None:
         self.ttl = ttl
-        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.max_entry = max_bytes // SHARE
         self.enabled = enabled
-        self.entries: dict[str, Entry] = {}
+        self.entries: OrderedDict[str, Entry] = OrderedDict()  # least recently used first
+        self.bytes = 0
+        self.evictions = 0
         self.version = 0  # the catalog version this process knows of
         self.epoch = 0  # bumped on every drop, so a response built across a drop is not stored
+        self._building: dict[str, asyncio.Future[Entry]] = {}
 
-    async def get_or_build(self, key: str, tags: frozenset[str], build: Callable[[], Awaitable[bytes]]) -> Entry:
-        entry = self.entries.get(key) if self.enabled else None
+    def lookup(self, key: str) -> Entry | None:
+        """The live entry under this key, if any: the whole cost of a hit."""
+        entry = self.entries.get(key)
         if entry is not None and entry.expires > time.monotonic():
-            CACHE_EVENTS.labels("hit").inc()
+            self.entries.move_to_end(key)
+            _HIT.inc()
             return entry
-        CACHE_EVENTS.labels("miss").inc()
-        epoch, version = self.epoch, self.version
-        body = await build()
-        entry = Entry(
-            body, f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"', version, tags, time.monotonic() + self.ttl
-        )
-        if self.enabled and epoch == self.epoch:
-            if len(self.entries) >= self.max_entries:
-                self.entries.clear()
-            self.entries[key] = entry
+        return None
+
+    async def get_or_build(
+        self,
+        key: str,
+        tags: frozenset[str],
+        build: Callable[[], Awaitable[bytes]],
+        *,
+        alias: str | None = None,
+        lasting: bool = False,
+        version: int | None = None,
+    ) -> Entry:
+        """The entry under `key`, built on a miss (once, however many requests ask for it at the
+        same time); stored under `alias` too (the request's raw path and query, so that the next
+        identical request is found before its query is parsed). `version`: the catalog version the body
+        is built from when it is not the current one (a past catalog, `at=`)."""
+        entry = self.lookup(key)
+        if entry is None:
+            pending = self._building.get(key)
+            if pending is not None:
+                entry = await asyncio.shield(pending)
+            else:
+                entry = await self._build(key, tags, build, lasting, version)
+        if alias is not None and alias != key and entry.keys:
+            self._store(alias, entry)
         return entry
+
+    async def _build(
+        self,
+        key: str,
+        tags: frozenset[str],
+        build: Callable[[], Awaitable[bytes]],
+        lasting: bool,
+        built_from: int | None = None,
+    ) -> Entry:
+        _MISS.inc()
+        future: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
+        self._building[key] = future
+        epoch, version = self.epoch, self.version
+        try:
+            body = await build()
+            entry = Entry(
+                body,
+                version if built_from is None else built_from,
+                tags,
+                math.inf if lasting else time.monotonic() + self.ttl,
+            )
+        except BaseException as e:
+            future.set_exception(e)
+            raise
+        finally:
+            self._building.pop(key, None)
+        future.set_result(entry)
+        if self.enabled and epoch == self.epoch:
+            self._store(key, entry)
+        return entry
+
+    async def representation(self, entry: Entry, coding: str) -> Representation:
+        """The entry in this coding, compressed the first time it is asked for (in a thread when
+        large; once, however many requests ask at the same time) and kept with the entry."""
+        rep = entry.reps.get(coding)
+        if rep is not None:
+            return rep
+        pending = entry.building.get(coding)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Representation] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
+        entry.building[coding] = future
+        try:
+            compress, body = COMPRESSORS[coding], entry.body
+            packed = await asyncio.to_thread(compress, body) if len(body) > THREADED_SIZE else compress(body)
+            rep = Representation(packed, f'"{entry.digest}-{coding}"', entry.version, coding)
+        except BaseException as e:
+            future.set_exception(e)
+            raise
+        finally:
+            entry.building.pop(coding, None)
+        future.set_result(rep)
+        self._keep(entry, coding, rep)
+        return rep
+
+    def _keep(self, entry: Entry, coding: str, rep: Representation) -> None:
+        """Add a representation to its entry when that keeps the entry within its share."""
+        size = len(rep.body) + KEY_OVERHEAD
+        if entry.size + size > self.max_entry:
+            return
+        entry.reps[coding] = rep
+        entry.size += size
+        if entry.keys:
+            self.bytes += size
+            self._evict()
+
+    def _store(self, key: str, entry: Entry) -> None:
+        if not self.enabled or entry.size + _key_size(key) > self.max_entry:
+            return
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self._unlink(key, old)
+        if not entry.keys:
+            self.bytes += entry.size
+        entry.keys.append(key)
+        self.entries[key] = entry
+        self.bytes += _key_size(key)
+        self._evict()
+
+    def _unlink(self, key: str, entry: Entry) -> None:
+        """Account for a key just taken out of `entries`."""
+        self.bytes -= _key_size(key)
+        entry.keys.remove(key)
+        if not entry.keys:
+            self.bytes -= entry.size
+
+    def _evict(self) -> None:
+        while self.bytes > self.max_bytes and self.entries:
+            key, entry = self.entries.popitem(last=False)
+            self._unlink(key, entry)
+            self.evictions += 1
+            CACHE_EVICTIONS.inc()
+        CACHE_BYTES.set(self.bytes)
 
     def drop(self, providers: list[str]) -> None:
         self.epoch += 1
         doomed = {ALL, *providers}
         for key in [k for k, e in self.entries.items() if e.tags & doomed]:
-            del self.entries[key]
+            self._unlink(key, self.entries.pop(key))
+        CACHE_BYTES.set(self.bytes)
         CACHE_EVENTS.labels("drop_tagged").inc()
 
     def clear(self, reason: str) -> None:
         self.epoch += 1
+        for entry in self.entries.values():
+            entry.keys.clear()
         self.entries.clear()
+        self.bytes = 0
+        CACHE_BYTES.set(0)
         CACHE_EVENTS.labels("drop_all").inc()
         log.info("cache_cleared", reason=reason)
 
@@ -103,13 +290,13 @@ class ResponseCache:
 
 async def listen(cache: ResponseCache, redis: Redis, prefix: str, instance: str, stop: asyncio.Event) -> None:
     """Follow the invalidation channel, acknowledging each version; after a (re)connect, drop everything."""
-    backoff = 0.2
+    failures = 0
     while not stop.is_set():
         try:
             async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(events.channel(prefix))
                 cache.clear("subscribed to invalidation channel")
-                backoff = 0.2
+                failures = 0
                 while not stop.is_set():
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if msg is not None and msg["type"] == "message":
@@ -122,10 +309,11 @@ async def listen(cache: ResponseCache, redis: Redis, prefix: str, instance: str,
             raise
         except Exception as e:
             cache.clear("invalidation channel lost")
-            log.warning("invalidation_listener_reconnecting", error=str(e), backoff_s=backoff)
+            failures += 1
+            backoff = INVALIDATION_LISTENER.delay(failures)
+            log.warning("invalidation_listener_reconnecting", error=str(e), backoff_s=round(backoff, 3))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
-            backoff = min(backoff * 2, 5.0)
 
 
 async def poll_version(
@@ -153,21 +341,28 @@ async def poll_version(
 
 class TotalsMemo:
     """List totals by filter, for the catalog version they were counted at. A total does not depend
-    on sort, cursor or limit, so walking the pages of a list counts it once."""
+    on sort, cursor or limit, so walking the pages of a list counts it once. Bounded in bytes like
+    the cache (least recently used out first)."""
 
-    def __init__(self, cache: ResponseCache, max_entries: int = 10_000) -> None:
+    def __init__(self, cache: ResponseCache, max_bytes: int | None = None) -> None:
         self.cache = cache
-        self.max_entries = max_entries
+        self.max_bytes = max_bytes if max_bytes is not None else cache.max_bytes // 16
         self.version = -1
-        self.totals: dict[str, int] = {}
+        self.totals: OrderedDict[str, int] = OrderedDict()
+        self.bytes = 0
 
     def get(self, key: str) -> int | None:
         if self.version != self.cache.version:
-            self.version, self.totals = self.cache.version, {}
-        return self.totals.get(key)
+            self.version, self.totals, self.bytes = self.cache.version, OrderedDict(), 0
+        total = self.totals.get(key)
+        if total is not None:
+            self.totals.move_to_end(key)
+        return total
 
     def put(self, key: str, version: int, total: int) -> None:
-        if version == self.cache.version == self.version:
-            if len(self.totals) >= self.max_entries:
-                self.totals.clear()
+        if version == self.cache.version == self.version and key not in self.totals:
             self.totals[key] = total
+            self.bytes += _key_size(key)
+            while self.bytes > self.max_bytes and self.totals:
+                old, _ = self.totals.popitem(last=False)
+                self.bytes -= _key_size(old)

@@ -16,5 +16,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)
 CACHE = web.AppKey("cache", ResponseCache)
 TOTALS = web.AppKey("totals", TotalsMemo)
+#: The OpenAPI document, encoded.
+OPENAPI = web.AppKey("openapi", bytes)
 #: Sends plan_refresh(run_id) to the workers (blocking; called in a thread).
 ENQUEUE: web.AppKey[Callable[[int], None]] = web.AppKey("enqueue")

@@ -1,10 +1,11 @@
-"""HTTP middleware: request ids, problem+json errors, metrics."""
+"""HTTP middleware: request ids, problem+json errors, metrics, CORS."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,7 +15,8 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from shared.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
+from shared.errors import Ambiguous, BadRequest, Forbidden, NotFound, PayloadTooLarge, Redirect, Unauthorized
+from shared.schemas.api import Problem
 
 log = structlog.get_logger(__name__)
 
@@ -42,17 +44,6 @@ _UNAVAILABLE = (
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-class Problem(msgspec.Struct, omit_defaults=True):
-    """An RFC 9457 problem."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    invalid_params: list[dict[str, str]] | None = None
-    request_id: str | None = None
-
-
 def problem(
     status: int,
     title: str,
@@ -60,13 +51,16 @@ def problem(
     invalid: list[tuple[str, str]] | None = None,
     request_id: str | None = None,
     headers: dict[str, str] | None = None,
+    choices: list[str] | None = None,
 ) -> web.Response:
+    """An RFC 9457 problem answer."""
     body = Problem(
         type=f"https://modelmeta.dev/problems/{title.lower().replace(' ', '-')}",
         title=title,
         status=status,
         detail=detail,
         invalid_params=[{"name": n, "reason": r} for n, r in invalid] if invalid else None,
+        choices=choices,
         request_id=request_id,
     )
     return web.Response(
@@ -74,32 +68,52 @@ def problem(
     )
 
 
+#: A request id when the client sends none: this process's prefix and a counter (unique, cheap).
+_IDS = itertools.count(1)
+_ID_PREFIX = os.urandom(4).hex()
+#: (route, method, status) -> its latency histogram and request counter, resolved once.
+_Children = tuple[Any, Any]
+_METRICS: dict[tuple[str, str, int], _Children] = {}
+
+
+def _children(route: str, method: str, status: int) -> _Children:
+    key = (route, method, status)
+    children = _METRICS.get(key)
+    if children is None:
+        children = _METRICS[key] = (LATENCY.labels(route, str(status)), REQUESTS.labels(route, method, str(status)))
+    return children
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id to the logs and the response; count and time the request."""
-    rid = request.headers.get("X-Request-ID", "")
-    if not _REQUEST_ID.fullmatch(rid):
-        rid = uuid.uuid4().hex
+    """Bind a request id to the logs and the response; count and time the request; let pages on
+    any origin read the answer."""
+    rid = request.headers.get("X-Request-ID")
+    if rid is None or not _REQUEST_ID.fullmatch(rid):
+        rid = f"{_ID_PREFIX}-{next(_IDS)}"
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=rid)
     started = time.perf_counter()
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    resource = request.match_info.route.resource
     response = await _errors(request, handler, rid)
-    status = str(response.status)
-    LATENCY.labels(route, status).observe(time.perf_counter() - started)
-    REQUESTS.labels(route, request.method, status).inc()
-    response.headers["X-Request-ID"] = rid
+    latency, count = _children(resource.canonical if resource else "unmatched", request.method, response.status)
+    latency.observe(time.perf_counter() - started)
+    count.inc()
+    headers = response.headers
+    headers["X-Request-ID"] = rid
+    headers["Access-Control-Allow-Origin"] = "*"
     return response
 
 
 async def _errors(request: web.Request, handler: Handler, rid: str) -> web.StreamResponse:
     try:
-        # PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in a query.
-        bad = [(k, "contains a NUL character") for k, v in request.query.items() if "\x00" in v or "\x00" in k]
-        bad += [(k, "contains a NUL character") for k, v in request.match_info.items() if "\x00" in v]
-        if bad:
-            raise BadRequest("invalid parameters", bad)
+        if "%00" in request.raw_path:
+            _refuse_nul(request)
         return await handler(request)
+    except Redirect as e:
+        return web.Response(status=308, headers={"Location": e.location})
+    except Ambiguous as e:
+        return problem(300, "Multiple Choices", str(e), request_id=rid, choices=e.choices)
     except BadRequest as e:
         return problem(400, "Bad Request", e.detail, e.invalid_params, rid)
     except NotFound as e:
@@ -129,6 +143,15 @@ async def _errors(request: web.Request, handler: Handler, rid: str) -> web.Strea
     except Exception:
         log.exception("unhandled_error", path=request.path, method=request.method)
         return problem(500, "Internal Server Error", "an unexpected error; it has been logged", request_id=rid)
+
+
+def _refuse_nul(request: web.Request) -> None:
+    """PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in a query (the
+    routes' own parameters are checked as they are decoded; this covers every other route)."""
+    bad = [(k, "contains a NUL character") for k, v in request.query.items() if "\x00" in v or "\x00" in k]
+    bad += [(k, "contains a NUL character") for k, v in request.match_info.items() if "\x00" in v]
+    if bad:
+        raise BadRequest("invalid parameters", bad)
 
 
 def _allow(e: web.HTTPException) -> dict[str, str] | None:

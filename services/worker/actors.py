@@ -1,4 +1,8 @@
-"""The refresh actors: thin async wrappers around shared.refresh."""
+"""The refresh actors: thin async wrappers around shared.refresh.
+
+Import this module only through make_broker (services/worker/broker.py): its actors bind to the
+global broker when they are declared.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,11 @@ import structlog
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import CurrentMessage
 
-from services.worker.broker import broker  # noqa: F401  (sets the global broker first)
 from services.worker.middleware import current_context
 from shared import refresh
 from shared.errors import RateLimited
+from shared.retry import PROVIDER_SYNC
+from shared.sender import PLAN_REFRESH, RUN_GAVE_UP, SYNC_PROVIDER, ActorRef
 
 log = structlog.get_logger(__name__)
 P = ParamSpec("P")
@@ -30,8 +35,9 @@ def _retry_when(retries: int, exc: BaseException) -> bool:
     return isinstance(exc, dramatiq.Retry) or retries < MAX_UNEXPECTED_FAILURES
 
 
-def async_actor(**options: Any) -> Callable[[Callable[P, Awaitable[None]]], Any]:
-    """dramatiq.actor for an async function, with actor_name and message_id bound to its logs.
+def async_actor(ref: ActorRef, **options: Any) -> Callable[[Callable[P, Awaitable[None]]], Any]:
+    """dramatiq.actor for an async function, named and queued as `ref` says, with actor_name and
+    message_id bound to its logs.
 
     dramatiq runs async actors on its event-loop thread, where the worker thread's current
     message is not visible; this reads it on the worker thread and binds it inside the coroutine.
@@ -39,7 +45,7 @@ def async_actor(**options: Any) -> Callable[[Callable[P, Awaitable[None]]], Any]
 
     def decorate(fn: Callable[P, Awaitable[None]]) -> Any:
         async def bound(message_id: str | None, *args: P.args, **kwargs: P.kwargs) -> None:
-            structlog.contextvars.bind_contextvars(actor_name=fn.__name__, message_id=message_id)
+            structlog.contextvars.bind_contextvars(actor_name=ref.actor_name, message_id=message_id)
             await fn(*args, **kwargs)
 
         @functools.wraps(fn)
@@ -50,7 +56,7 @@ def async_actor(**options: Any) -> Callable[[Callable[P, Awaitable[None]]], Any]
             loop_thread.run_coroutine(bound(message.message_id if message else None, *args, **kwargs))
 
         run.__wrapped_async__ = fn  # type: ignore[attr-defined]
-        return dramatiq.actor(actor_name=fn.__name__, **options)(run)
+        return dramatiq.actor(actor_name=ref.actor_name, queue_name=ref.queue_name, **options)(run)
 
     return decorate
 
@@ -62,9 +68,9 @@ def _retry_later(e: RateLimited) -> dramatiq.Retry:
 # notify_shutdown: on SIGTERM an actor still running is interrupted (its transaction rolls back)
 # and its message is retried, so a restart picks it up instead of the process being killed.
 @async_actor(
-    queue_name="refresh",
+    PLAN_REFRESH,
     retry_when=_retry_when,
-    on_retry_exhausted="run_gave_up",
+    on_retry_exhausted=RUN_GAVE_UP.actor_name,
     time_limit=600_000,
     notify_shutdown=True,
 )
@@ -86,7 +92,7 @@ def _send_syncs(run_id: int, providers: list[str]) -> None:
         sync_provider.send(run_id, pid)
 
 
-@async_actor(queue_name="refresh", retry_when=_retry_when, time_limit=300_000, notify_shutdown=True)
+@async_actor(SYNC_PROVIDER, retry_when=_retry_when, time_limit=300_000, notify_shutdown=True)
 async def sync_provider(run_id: int, provider_id: str) -> None:
     """Sync one provider of a run; failures are counted in PostgreSQL and retried with backoff."""
     structlog.contextvars.bind_contextvars(run_id=run_id, provider_id=provider_id)
@@ -100,12 +106,12 @@ async def sync_provider(run_id: int, provider_id: str) -> None:
         attempts = await refresh.record_failure(ctx, run_id, provider_id, error)
         if attempts is None:
             return
-        delay_ms = int(min(60.0, 0.5 * 2**attempts) * 1000 * random.uniform(0.8, 1.2))
+        delay_ms = PROVIDER_SYNC.delay_ms(attempts)
         log.warning("sync_retry", attempts=attempts, delay_ms=delay_ms, error=error)
         raise dramatiq.Retry(error, delay=delay_ms) from e
 
 
-@async_actor(queue_name="refresh", max_retries=3)
+@async_actor(RUN_GAVE_UP, max_retries=3)
 async def run_gave_up(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """A plan_refresh message failed for good: close its run as failed."""
     run_id = int(message["args"][0])

@@ -1,11 +1,11 @@
-"""The dramatiq broker and encoder: the only globals, set here and imported first by every actor module."""
+"""The worker's broker: built from its settings by the worker process only, never at import."""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import sys
 
 import dramatiq
-import msgspec
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -19,49 +19,53 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from services.worker.main import WorkerMetrics
-from services.worker.middleware import WorkerResources
+from services.worker.middleware import WebhookResources, WorkerMetrics, WorkerResources
 from shared.config import Settings
-from shared.logging import configure_logging
+from shared.retry import ACTOR_MESSAGE
+from shared.sender import ACTORS, ENCODER, redis_broker
+
+#: The modules that declare actors: imported once the broker is set, so that their actors bind to it.
+ACTOR_MODULES = ("services.worker.actors", "services.worker.delivery")
 
 
-class MsgspecEncoder(dramatiq.Encoder):
-    """Messages as JSON, encoded and decoded by msgspec."""
+def worker_middleware(settings: Settings) -> list[Middleware]:
+    """dramatiq's middleware for a worker, with ours: metrics first, resources after AsyncIO."""
+    return [
+        WorkerMetrics(),
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(min_backoff=int(ACTOR_MESSAGE.first * 1000), max_backoff=int(ACTOR_MESSAGE.cap * 1000)),
+        CurrentMessage(),
+        AsyncIO(),
+        # After AsyncIO: it opens its pools on the event-loop thread AsyncIO starts.
+        WorkerResources(settings),
+        # After WorkerResources: the webhook delivery resources use its pool and Redis.
+        WebhookResources(),
+    ]
 
-    def __init__(self) -> None:
-        self._encoder = msgspec.json.Encoder()
-        self._decoder = msgspec.json.Decoder()
 
-    def encode(self, data: dict[str, Any]) -> bytes:
-        return self._encoder.encode(data)
+def make_broker(settings: Settings) -> RedisBroker:
+    """Set the worker's broker and encoder as dramatiq's globals, then declare the actors on it.
 
-    def decode(self, data: bytes) -> dict[str, Any]:
-        result: dict[str, Any] = self._decoder.decode(data)
-        return result
-
-
-settings = Settings.from_env()
-configure_logging(settings.log_level, settings.log_format)
-
-middleware: list[Middleware] = [
-    WorkerMetrics(),
-    AgeLimit(),
-    TimeLimit(),
-    ShutdownNotifications(),
-    Callbacks(),
-    Pipelines(),
-    Retries(min_backoff=1_000, max_backoff=60_000),
-    CurrentMessage(),
-    AsyncIO(),
-    # After AsyncIO: it opens its pools on the event-loop thread AsyncIO starts.
-    WorkerResources(settings),
-]
-broker = RedisBroker(  # type: ignore[no-untyped-call]
-    url=settings.redis_url,
-    namespace=f"{settings.redis_prefix}:dramatiq",
-    heartbeat_timeout=settings.worker_heartbeat_timeout_ms,
-    maintenance_chance=settings.worker_maintenance_chance,
-    middleware=middleware,
-)
-dramatiq.set_encoder(MsgspecEncoder())
-dramatiq.set_broker(broker)
+    Call it once per process, before anything imports an actor module (an actor binds to the
+    global broker when it is declared, and would otherwise get a default one).
+    """
+    bound = [name for name in ACTOR_MODULES if name in sys.modules]
+    if bound:
+        raise RuntimeError(
+            f"{', '.join(bound)} imported before make_broker (or make_broker called twice): "
+            "its actors are bound to another broker"
+        )
+    broker = redis_broker(settings, worker_middleware(settings))
+    dramatiq.set_encoder(ENCODER)
+    dramatiq.set_broker(broker)
+    for name in ACTOR_MODULES:
+        importlib.import_module(name)
+    declared = set(broker.get_declared_actors())
+    expected = {a.actor_name for a in ACTORS}
+    if declared != expected:
+        raise RuntimeError(f"the actor modules declare {sorted(declared)}; shared.sender names {sorted(expected)}")
+    return broker

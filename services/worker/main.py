@@ -10,56 +10,22 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from types import FrameType
-from typing import Any
 
 import structlog
 from dramatiq import Worker
-from dramatiq.middleware import Middleware
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import start_http_server
 
+from services.worker.broker import make_broker
 from shared.config import Settings
+from shared.sender import close_broker
 
 log = structlog.get_logger(__name__)
-
-MESSAGES = Counter("modelmeta_worker_messages_total", "Messages processed by outcome", ["actor", "outcome"])
-MESSAGE_SECONDS = Histogram(
-    "modelmeta_worker_message_seconds",
-    "Time to process a message",
-    ["actor"],
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
-
-
-class WorkerMetrics(Middleware):
-    """Counts and times every message this process handles."""
-
-    def __init__(self) -> None:
-        self._started: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def before_process_message(self, broker: Any, message: Any) -> None:
-        with self._lock:
-            self._started[message.message_id] = time.perf_counter()
-
-    def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: Any = None) -> None:
-        with self._lock:
-            started = self._started.pop(message.message_id, None)
-        if started is not None:
-            MESSAGE_SECONDS.labels(message.actor_name).observe(time.perf_counter() - started)
-        outcome = "ok" if exception is None else ("retried" if not message.failed else "failed")
-        MESSAGES.labels(message.actor_name, outcome).inc()
-
-    def after_skip_message(self, broker: Any, message: Any) -> None:
-        MESSAGES.labels(message.actor_name, "skipped").inc()
 
 
 def run_worker(settings: Settings, *, threads: int, shutdown_timeout: float = 25.0) -> int:
     """Consume until SIGTERM, SIGINT or SIGHUP, then stop: in-flight actors are interrupted and retried."""
-    import services.worker.actors  # noqa: F401 (registers the actors on the broker)
-    from services.worker.broker import broker
-
+    broker = make_broker(settings)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -78,6 +44,6 @@ def run_worker(settings: Settings, *, threads: int, shutdown_timeout: float = 25
     while not stop.wait(0.5):
         pass
     worker.stop(timeout=int(shutdown_timeout * 1000))
-    broker.close()
+    close_broker(broker)
     log.info("worker_stopped")
     return 0

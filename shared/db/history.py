@@ -140,10 +140,11 @@ async def version_at(conn: Queryable, at: datetime) -> VersionAt:
 def _relations(at: datetime) -> str:
     """`models` and `providers` as they stood at `at`, with the columns of those tables (the search
     columns and the API object as migrations 0001 and 0002 define them), as common table
-    expressions that shadow the tables in the query they head. `at` is a datetime, never request
+    expressions that shadow the tables in the query they head (and `model_search`, migration 0011's
+    narrow search table, derived from them). `at` is a datetime, never request
     text, so it is written into the SQL: each catalog version's queries are the same statements."""
     t = f"'{at.isoformat()}'::timestamptz"
-    model_columns = ", ".join(f"v.{c}" for c in MODEL_COLUMNS if c != "content_hash")
+    model_columns = ", ".join(f"v.{c}" for c in MODEL_COLUMNS if c not in ("content_hash", "raw_sha256"))
     return f"""models AS NOT MATERIALIZED (
     SELECT {model_columns}, v.first_seen_at, v.valid_from AS updated_at, v.removed_at,
         lower(v.provider_id || '/' || v.model_id || ' ' || v.name || ' ' || coalesce(v.family, '') || ' '
@@ -159,6 +160,11 @@ def _relations(at: datetime) -> str:
         p.raw ->> 'api' AS api, p.raw ->> 'doc' AS doc, p.raw, p.content_hash, p.first_seen_at,
         p.valid_from AS updated_at, p.removed_at
     FROM provider_versions p WHERE p.valid_from <= {t} AND (p.valid_to IS NULL OR p.valid_to > {t})
+), model_search AS NOT MATERIALIZED (
+    SELECT provider_id, model_id, removed_at IS NULL AS listed, search_text AS haystack,
+        tsvector_to_array(search) AS lexemes, lower(name) AS name_l, lower(model_id) AS model_l,
+        least(length(name), 999) AS name_len
+    FROM models
 )"""
 
 
@@ -187,7 +193,7 @@ class _CatalogAt:
 
 
 def catalog_at(target: Queryable, at: datetime) -> Queryable:
-    """Something to hand the API's read functions (shared.db.models) instead of a pool or a
+    """Something to hand the API's read functions (shared.db.api_reads) instead of a pool or a
     connection, so that they answer from the catalog as it stood at `at`, with their own SQL: the
     same filters, sorts, search and objects. Those functions only call fetch, fetchrow and fetchval."""
     return cast("Queryable", _CatalogAt(target, at))

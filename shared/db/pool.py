@@ -33,11 +33,19 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections encode and decode jsonb with msgspec.
 
-    asyncpg's reset on release stays on: it costs a round trip, but a connection that a server
+    Statements are planned for their arguments every time (plan_cache_mode), not with a generic
+    plan after five runs. asyncpg's reset on release stays on: it costs a round trip, but a connection that a server
     restart left in a bad state fails it and is replaced rather than handed to the next request.
     """
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=60
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        command_timeout=60,
+        # Every statement planned for its own arguments: a generic plan cannot turn a search's
+        # LIKE 'prefix%' into an index range, nor tell a broad filter from a rare one.
+        server_settings={"plan_cache_mode": "force_custom_plan"},
     )
     assert pool is not None
     return pool

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from shared.db import Conn, Queryable
+from shared.enums import OPEN_RUN_STATUSES, ProviderRunStatus, RunStatus, SourceKind, Trigger
 
 RUN_COLUMNS = """
     r.id, r.status, r.trigger, r.scope, r.force, r.requested_at, r.started_at, r.finished_at,
@@ -23,7 +24,30 @@ RUN_COLUMNS = """
     (SELECT coalesce(sum(unchanged), 0) FROM refresh_provider_runs pr WHERE pr.run_id = r.id) AS unchanged
 """
 
-OPEN_STATUSES = ("queued", "running")
+
+#: An Idempotency-Key answers the run it made for this long (seconds), and at most this many keys
+#: are held: older ones are forgotten, so a key used again after a day makes a new run.
+IDEMPOTENCY_TTL = 24 * 3600.0
+IDEMPOTENCY_MAX_KEYS = 10_000
+
+
+async def forget_idempotency_keys(
+    conn: Queryable, *, ttl: float = IDEMPOTENCY_TTL, keep: int = IDEMPOTENCY_MAX_KEYS
+) -> int:
+    """Clear the keys older than `ttl` and all but the newest `keep`; return how many were cleared.
+    Run before each keyed request, it keeps at most keep + 1 keys (an index holds just those)."""
+    done = await conn.execute(
+        """
+        UPDATE refresh_runs SET idempotency_key = NULL
+        WHERE idempotency_key IS NOT NULL
+          AND (requested_at < now() - make_interval(secs => $1)
+               OR id <= (SELECT id FROM refresh_runs WHERE idempotency_key IS NOT NULL
+                         ORDER BY id DESC OFFSET $2 LIMIT 1))
+        """,
+        ttl,
+        keep,
+    )
+    return int(done.split()[-1])
 
 
 def scope_key(providers: Sequence[str] | None) -> str:
@@ -34,7 +58,7 @@ def scope_key(providers: Sequence[str] | None) -> str:
 async def create_or_join_run(
     conn: Conn,
     *,
-    trigger: str,
+    trigger: Trigger,
     providers: Sequence[str] | None,
     force: bool,
     idempotency_key: str | None = None,
@@ -42,6 +66,8 @@ async def create_or_join_run(
     """A new queued run (True), or the open run of the same scope / same key that it joins (False)."""
     scope = sorted(set(providers)) if providers else None
     key = scope_key(providers)
+    if idempotency_key is not None:
+        await forget_idempotency_keys(conn)
     for _ in range(5):
         row = await conn.fetchrow(
             """
@@ -64,7 +90,7 @@ async def create_or_join_run(
             existing = await conn.fetchval(
                 "SELECT id FROM refresh_runs WHERE scope_key = $1 AND status = ANY($2::text[])",
                 key,
-                list(OPEN_STATUSES),
+                list(OPEN_RUN_STATUSES),
             )
         if existing is not None:
             return await get_run(conn, existing), False  # type: ignore[return-value]
@@ -131,9 +157,23 @@ async def last_good_source(conn: Conn, source_url: str) -> tuple[str | None, str
         """,
         source_url,
     )
-    if row is None or row["status"] not in ("succeeded", "unchanged"):
+    if row is None or row["status"] not in (RunStatus.SUCCEEDED, RunStatus.UNCHANGED):
         return None, None
     return row["etag"], row["sha256"]
+
+
+async def catalog_is_fallback(conn: Queryable) -> bool:
+    """Whether the listed catalog was last loaded from the embedded fallback (a stand-in for the
+    upstream, which the integrity guard does not protect)."""
+    return bool(
+        await conn.fetchval(
+            """
+            SELECT fallback_reason IS NOT NULL FROM refresh_runs
+            WHERE scope IS NULL AND snapshot_id IS NOT NULL AND status IN ('succeeded', 'partial')
+            ORDER BY id DESC LIMIT 1
+            """
+        )
+    )
 
 
 async def store_snapshot(conn: Conn, *, sha256: str, source_url: str, etag: str | None, body: bytes) -> int:
@@ -154,8 +194,19 @@ async def store_snapshot(conn: Conn, *, sha256: str, source_url: str, etag: str 
     )
 
 
-async def finish_run(conn: Conn, run_id: int, status: str, *, error: str | None = None, **source: Any) -> None:
-    """Close a run that ends in plan_refresh (failed or unchanged), recording its source."""
+async def finish_run(
+    conn: Conn,
+    run_id: int,
+    status: RunStatus,
+    *,
+    error: str | None = None,
+    source_url: str | None = None,
+    etag: str | None = None,
+    sha256: str | None = None,
+    fallback_reason: str | None = None,
+) -> None:
+    """Close a run that ends in plan_refresh (failed or unchanged), recording its source (what is
+    not given keeps its value)."""
     await conn.execute(
         """
         UPDATE refresh_runs SET status = $2, error = $3, finished_at = now(),
@@ -167,10 +218,10 @@ async def finish_run(conn: Conn, run_id: int, status: str, *, error: str | None 
         run_id,
         status,
         error,
-        source.get("source_url"),
-        source.get("etag"),
-        source.get("sha256"),
-        source.get("fallback_reason"),
+        source_url,
+        etag,
+        sha256,
+        fallback_reason,
     )
 
 
@@ -181,7 +232,7 @@ async def fan_out(
     *,
     snapshot_id: int | None,
     source_url: str,
-    source_kind: str,
+    source_kind: SourceKind,
     etag: str | None,
     sha256: str | None,
     fallback_reason: str | None,
@@ -245,7 +296,7 @@ async def complete_provider_run(
     run_id: int,
     provider_id: str,
     *,
-    status: str,
+    status: ProviderRunStatus,
     counts: tuple[int, int, int, int] = (0, 0, 0, 0),
     duration_ms: int,
     error: str | None = None,
@@ -303,7 +354,7 @@ async def awaits_close(conn: Queryable, run_id: int) -> bool:
     )
 
 
-async def close_run_if_complete(conn: Conn, run_id: int) -> tuple[str, float] | None:
+async def close_run_if_complete(conn: Conn, run_id: int) -> tuple[RunStatus, float] | None:
     """Close a run whose providers are all finished; return its final status and its duration in
     seconds (None if it was not closed). Idempotent: a run already closed stays as it is.
     """
@@ -325,7 +376,7 @@ async def close_run_if_complete(conn: Conn, run_id: int) -> tuple[str, float] | 
         """,
         run_id,
     )
-    return (row["status"], row["seconds"]) if row is not None else None
+    return (RunStatus(row["status"]), row["seconds"]) if row is not None else None
 
 
 async def last_success_epoch(conn: Queryable) -> float | None:

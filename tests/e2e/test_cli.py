@@ -5,14 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from shared.config import Settings
-from tests.conftest import env_for
-from tests.e2e.processes import cli, worker
-from tests.support import free_port
-
-pytestmark = pytest.mark.slow
+from tests.support import cli, env_for, free_port, worker
 
 
 def test_refresh_wait_status_runs_and_benchmarks(settings: Settings, tmp_path: Path) -> None:

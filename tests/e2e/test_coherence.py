@@ -8,17 +8,27 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import redis
 
 from shared.config import Settings
-from tests.conftest import CATALOG_NEW, CATALOG_OLD, REDIS_URL, env_for, reference_catalog
-from tests.e2e.processes import procfile_argv, start, stop, worker
-from tests.integration.helpers import pipeline, refresh_inline
-from tests.support import fake_upstream, flat_models, free_port, wait_ready
-
-pytestmark = pytest.mark.slow
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+from shared.embedded import document
+from tests.support import (
+    ADMIN,
+    CATALOG_NEW,
+    CATALOG_OLD,
+    REDIS_URL,
+    env_for,
+    fake_upstream,
+    flat_models,
+    free_port,
+    pipeline,
+    procfile_argv,
+    refresh_inline,
+    start,
+    stop,
+    wait_ready,
+    worker,
+)
 
 
 async def price(session: aiohttp.ClientSession, base: str, model: str) -> Any:
@@ -41,7 +51,7 @@ async def refresh_and_wait(session: aiohttp.ClientSession, base: str, force: boo
 
 
 async def test_two_web_processes_never_serve_old_prices_after_success(settings: Settings, tmp_path: Path) -> None:
-    old_body, new_body = reference_catalog(CATALOG_OLD), reference_catalog(CATALOG_NEW)
+    old_body, new_body = document(CATALOG_OLD), document(CATALOG_NEW)
     old, new = flat_models(json.loads(old_body)), flat_models(json.loads(new_body))
 
     def input_price(doc: dict[Any, Any], k: Any) -> Any:

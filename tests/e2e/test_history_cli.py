@@ -10,9 +10,7 @@ import pytest
 
 from shared.config import Settings
 from shared.embedded import document
-from tests.conftest import env_for
-from tests.e2e.processes import MODELMETA, cli, start, stop
-from tests.support import free_port, wait_ready
+from tests.support import MODELMETA, cli, env_for, free_port, start, stop, wait_ready
 
 pytestmark = pytest.mark.slow
 

@@ -6,63 +6,39 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 import asyncpg
-import pytest
 from aiohttp import web
 
 from shared.config import Settings
-from tests.conftest import ADMIN_DSN, SAMPLE, env_for
-from tests.e2e.processes import ROOT
-from tests.support import fake_upstream, wait_ready
-
-pytestmark = pytest.mark.slow
-HONCHO = str(Path(sys.executable).parent / "honcho")
-ADMIN = {"Authorization": "Bearer test-admin-token"}
-
-
-def _free_base_port() -> int:
-    for _ in range(50):
-        base = 20000 + (os.getpid() * 7 + int(time.time() * 1000)) % 30000
-        ok = True
-        for port in (base, base + 100, base + 200):
-            s = socket.socket()
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                ok = False
-            finally:
-                s.close()
-        if ok:
-            return base
-    raise RuntimeError("no free ports")
+from tests.support import (
+    ADMIN,
+    BIN,
+    ROOT,
+    SAMPLE,
+    closed_run,
+    drop_database,
+    env_for,
+    fake_upstream,
+    free_port_block,
+    run_row,
+    start,
+    wait_ready,
+    wait_until,
+)
 
 
 def honcho(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    env = {**env, "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [HONCHO, "-f", str(ROOT / "Procfile"), *args],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    env = {**env, "PATH": f"{BIN}:{env.get('PATH', '')}"}
+    return start([str(BIN / "honcho"), "-f", str(ROOT / "Procfile"), *args], env, log)
 
 
 async def _run(dsn: str, run_id: int) -> asyncpg.Record:
-    conn = await asyncpg.connect(dsn)
-    try:
-        row = await conn.fetchrow("SELECT id, status, trigger FROM refresh_runs WHERE id = $1", run_id)
-    finally:
-        await conn.close()
+    row = await run_row(dsn, run_id)
     assert row is not None
     return row
 
@@ -70,7 +46,7 @@ async def _run(dsn: str, run_id: int) -> asyncpg.Record:
 async def test_honcho_runs_the_service_and_sigterm_loses_nothing(settings: Settings, tmp_path: Path) -> None:
     body = SAMPLE.read_bytes()
     dsn = settings.database_url + "_honcho"
-    base_port = _free_base_port()
+    base_port = free_port_block()
     log = tmp_path / "honcho.log"
     hold = asyncio.Event()
 
@@ -95,7 +71,9 @@ async def test_honcho_runs_the_service_and_sigterm_loses_nothing(settings: Setti
             # Ready means: PostgreSQL and Redis reachable and a catalog loaded by the scheduler's first run.
             await wait_ready(base, 60)
             assert (await _run(dsn, 1))["trigger"] == "scheduler"
-            assert (await _run(dsn, 1))["status"] == "succeeded"
+            # The catalog is visible before its run closes (the close waits for the web's acknowledgement).
+            first = await wait_until(lambda: closed_run(dsn, 1), 30, 0.1, "the scheduler's first run closed")
+            assert first["status"] == "succeeded"
 
             # A refresh whose plan_refresh is in flight (the upstream holds its answer) at SIGTERM.
             up.script = [slow]
@@ -104,11 +82,7 @@ async def test_honcho_runs_the_service_and_sigterm_loses_nothing(settings: Setti
                 s.post(f"{base}/api/v1/refresh", headers=ADMIN, json={"force": True}) as r,
             ):
                 run_id = (await r.json())["id"]
-            for _ in range(100):
-                if len(up.requests) >= 2:
-                    break
-                await asyncio.sleep(0.1)
-            assert len(up.requests) >= 2, "plan_refresh never reached the upstream"
+            await wait_until(lambda: len(up.requests) >= 2, 10, 0.1, "plan_refresh reaching the upstream")
             stopped_at = time.monotonic()
             os.kill(service.pid, signal.SIGTERM)
             rc = await asyncio.to_thread(service.wait, 30)
@@ -122,20 +96,16 @@ async def test_honcho_runs_the_service_and_sigterm_loses_nothing(settings: Setti
 
             # After a restart the interrupted message is processed: the run completes.
             service = honcho(["start", "-p", str(base_port), "-c", "release=0"], env, log)
-            for _ in range(300):
-                if (await _run(dsn, run_id))["status"] not in ("queued", "running"):
-                    break
-                await asyncio.sleep(0.1)
-            assert (await _run(dsn, run_id))["status"] == "succeeded", log.read_text()[-4000:]
+            row = await wait_until(lambda: closed_run(dsn, run_id), 30, 0.1, "the interrupted run closed")
+            assert row["status"] == "succeeded", log.read_text()[-4000:]
             os.kill(service.pid, signal.SIGTERM)
             await asyncio.to_thread(service.wait, 30)
         finally:
             for p in (locals().get("service"), locals().get("release")):
                 if p is not None and p.poll() is None:
                     os.killpg(p.pid, signal.SIGKILL)
-            conn = await asyncpg.connect(ADMIN_DSN)
-            await conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
-            await conn.close()
+                    p.wait(10)
+            await drop_database(dsn)
     lines = [json.loads(x.split("| ", 1)[1]) for x in log.read_text().splitlines() if "| {" in x]
     assert any(e.get("event") == "web_resources_closed" for e in lines)
     assert any(e.get("event") == "worker_resources_closed" for e in lines)

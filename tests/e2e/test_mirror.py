@@ -7,58 +7,45 @@ import dataclasses
 import json
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-import pytest
 from aiohttp import web
 
 from shared.config import RateLimit, Settings
-from tests.conftest import ADMIN_DSN, CATALOG_NEW, CATALOG_OLD, SAMPLE, env_for, reference_catalog
-from tests.e2e.processes import cli, procfile_argv, start, stop, worker
-from tests.integration.helpers import pipeline, refresh_inline
-from tests.support import counting_proxy, free_port, max_in_window
-
-pytestmark = pytest.mark.slow
+from shared.embedded import document
+from tests.support import (
+    CATALOG_NEW,
+    CATALOG_OLD,
+    SAMPLE,
+    CountingProxy,
+    cli,
+    connection,
+    counting_proxy,
+    create_database,
+    database_name,
+    drop_database,
+    env_for,
+    max_in_window,
+    pipeline,
+    refresh_inline,
+    run_row,
+    web_process,
+    worker,
+)
 
 
 @asynccontextmanager
 async def extra_database(template: Settings, name: str) -> AsyncIterator[Settings]:
     """A second database (and Redis prefix) cloned from this test's fresh one."""
-    db = f"{template.database_url.rsplit('/', 1)[1]}_{name}"
-    conn = await asyncpg.connect(ADMIN_DSN)
-    await conn.execute(f'CREATE DATABASE "{db}" TEMPLATE "{template.database_url.rsplit("/", 1)[1]}"')
-    await conn.close()
+    source = database_name(template.database_url)
+    dsn = await create_database(f"{source}_{name}", template=source)
     try:
-        yield dataclasses.replace(
-            template,
-            database_url=template.database_url.rsplit("/", 1)[0] + f"/{db}",
-            redis_prefix=f"{template.redis_prefix}-{name}",
-        )
+        yield dataclasses.replace(template, database_url=dsn, redis_prefix=f"{template.redis_prefix}-{name}")
     finally:
-        conn = await asyncpg.connect(ADMIN_DSN)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        await conn.close()
-
-
-@contextmanager
-def web_process(settings: Settings, log: Path) -> Iterator[str]:
-    port = free_port()
-    proc = start(procfile_argv("web"), {**env_for(settings), "PORT": str(port)}, log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        yield base
-    finally:
-        stop(proc)
+        await drop_database(dsn)
 
 
 def get_json(url: str) -> Any:
@@ -71,19 +58,16 @@ def change_set(feed: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 
 async def feed_of_run(dsn: str, run_id: int) -> list[dict[str, Any]]:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connection(dsn) as conn:
         rows = await conn.fetch(
             "SELECT provider_id || '/' || model_id AS id, kind, fields::text FROM model_changes WHERE run_id = $1",
             run_id,
         )
-    finally:
-        await conn.close()
     return [{"id": r[0], "kind": r[1], "fields": json.loads(r[2]) if r[2] else None} for r in rows]
 
 
 async def test_a_mirror_of_a_mirror_holds_the_same_catalog(settings: Settings, tmp_path: Path) -> None:
-    new_body, old_body = reference_catalog(CATALOG_NEW), reference_catalog(CATALOG_OLD)
+    new_body, old_body = document(CATALOG_NEW), document(CATALOG_OLD)
     new_path, old_path = tmp_path / "new.json", tmp_path / "old.json"
     new_path.write_bytes(new_body)
     old_path.write_bytes(old_body)
@@ -91,13 +75,13 @@ async def test_a_mirror_of_a_mirror_holds_the_same_catalog(settings: Settings, t
     async with extra_database(settings, "b") as b, extra_database(settings, "c") as c:
         async with pipeline(upstream) as ctx:
             await refresh_inline(ctx)
-        with web_process(upstream, tmp_path / "web-a.log") as web_a:
+        async with web_process(env_for(upstream), tmp_path / "web-a.log") as web_a:
             fast = RateLimit(10_000, 1.0)  # in-process there is no actor to retry a long wait later
             b = dataclasses.replace(b, modelsdev_url=web_a, upstream_rate_limit=fast)
             async with pipeline(b) as ctx_b:
                 run_b1 = await refresh_inline(ctx_b)
                 assert run_b1["status"] == "succeeded", run_b1["error"]
-            with web_process(b, tmp_path / "web-b.log") as web_b:
+            async with web_process(env_for(b), tmp_path / "web-b.log") as web_b:
                 doc_a = get_json(f"{web_a}/api.json")
                 assert doc_a == json.loads(new_body)
                 assert get_json(f"{web_b}/api.json") == doc_a
@@ -124,44 +108,42 @@ async def test_a_mirror_of_a_mirror_holds_the_same_catalog(settings: Settings, t
                 assert change_set(feed_b) == change_set(feed_a)
                 async with pipeline(c) as ctx_c:
                     assert (await refresh_inline(ctx_c))["status"] == "succeeded"
-                    from shared.db.models import catalog_document
+                    from shared.db.api_reads import catalog_document
 
                     assert json.loads(await catalog_document(ctx_c.pool)) == doc_a
                     removed = await ctx_c.pool.fetchval("SELECT count(*) FROM models WHERE removed_at IS NOT NULL")
                     assert removed == 2982  # what the older catalog does not have
 
 
-async def _run_status(dsn: str) -> asyncpg.Record:
-    conn = await asyncpg.connect(dsn)
-    try:
-        row = await conn.fetchrow(
-            "SELECT id, status, extract(epoch FROM finished_at - requested_at)::float8 AS seconds, error "
-            "FROM refresh_runs ORDER BY id DESC LIMIT 1"
-        )
-    finally:
-        await conn.close()
-    assert row is not None
-    return row
-
-
-async def test_three_workers_keep_to_the_upstream_budget(settings: Settings, tmp_path: Path) -> None:
-    body = reference_catalog(CATALOG_NEW)
-    path = tmp_path / "new.json"
-    path.write_bytes(body)
-    upstream = dataclasses.replace(settings, modelsdev_url=f"file://{path}")
+@asynccontextmanager
+async def mirror_of(settings: Settings, tmp_path: Path, source: Path) -> AsyncIterator[tuple[Settings, CountingProxy]]:
+    """A first modelmeta loaded from `source` whose web process answers behind a counting proxy, and
+    the settings of a second, empty one (its own database and Redis prefix) to mirror it."""
+    upstream = dataclasses.replace(settings, modelsdev_url=f"file://{source}")
     async with extra_database(settings, "mirror") as mirror:  # cloned while still empty
         async with pipeline(upstream) as ctx:
             await refresh_inline(ctx)
-        with web_process(upstream, tmp_path / "web-a.log") as web_a:
-            async with counting_proxy(web_a) as proxy:
-                env = env_for(mirror, MODELSDEV_URL=proxy.url, UPSTREAM_RATE_LIMIT="20/second")
-                logs = [tmp_path / f"worker{i}.log" for i in range(3)]
-                with worker(env, logs[0]), worker(env, logs[1]), worker(env, logs[2]):
-                    await asyncio.sleep(2.0)  # let the workers boot
-                    started = time.time()
-                    done = await asyncio.to_thread(cli, ["refresh", "--wait"], env, 300)
-                    assert done.returncode == 0, done.stdout + done.stderr
-        run = await _run_status(mirror.database_url)
+        async with (
+            web_process(env_for(upstream), tmp_path / "web-a.log") as web_a,
+            counting_proxy(web_a) as proxy,
+        ):
+            yield mirror, proxy
+
+
+async def test_three_workers_keep_to_the_upstream_budget(settings: Settings, tmp_path: Path) -> None:
+    body = document(CATALOG_NEW)
+    path = tmp_path / "new.json"
+    path.write_bytes(body)
+    async with mirror_of(settings, tmp_path, path) as (mirror, proxy):
+        env = env_for(mirror, MODELSDEV_URL=proxy.url, UPSTREAM_RATE_LIMIT="20/second")
+        logs = [tmp_path / f"worker{i}.log" for i in range(3)]
+        with worker(env, logs[0]), worker(env, logs[1]), worker(env, logs[2]):
+            await asyncio.sleep(2.0)  # let the workers boot
+            started = time.time()
+            done = await asyncio.to_thread(cli, ["refresh", "--wait"], env, 300)
+            assert done.returncode == 0, done.stdout + done.stderr
+        run = await run_row(mirror.database_url)
+        assert run is not None
     times = [t for t, _, _ in proxy.times if t >= started]
     ideal = len(times) / 20
     print(
@@ -174,7 +156,6 @@ async def test_three_workers_keep_to_the_upstream_budget(settings: Settings, tmp
 
 
 async def test_a_429_pauses_every_worker(settings: Settings, tmp_path: Path) -> None:
-    upstream = dataclasses.replace(settings, modelsdev_url=f"file://{SAMPLE}")
     paused_at: list[float] = []
 
     async def once_429(request: web.Request, n: int) -> web.StreamResponse | None:
@@ -183,18 +164,14 @@ async def test_a_429_pauses_every_worker(settings: Settings, tmp_path: Path) -> 
             return web.Response(status=429, headers={"Retry-After": "3"})
         return None
 
-    async with extra_database(settings, "mirror") as mirror:  # cloned while still empty
-        async with pipeline(upstream) as ctx:
-            await refresh_inline(ctx)
-        with web_process(upstream, tmp_path / "web-a.log") as web_a:
-            async with counting_proxy(web_a) as proxy:
-                proxy.intercept = once_429
-                env = env_for(mirror, MODELSDEV_URL=proxy.url)
-                with worker(env, tmp_path / "w1.log"), worker(env, tmp_path / "w2.log"):
-                    await asyncio.sleep(2.0)
-                    done = await asyncio.to_thread(cli, ["refresh", "--wait"], env, 120)
-                    assert done.returncode == 0, done.stdout + done.stderr
-    assert paused_at
+    async with mirror_of(settings, tmp_path, SAMPLE) as (mirror, proxy):
+        proxy.intercept = once_429
+        env = env_for(mirror, MODELSDEV_URL=proxy.url)
+        with worker(env, tmp_path / "w1.log"), worker(env, tmp_path / "w2.log"):
+            await asyncio.sleep(2.0)
+            done = await asyncio.to_thread(cli, ["refresh", "--wait"], env, 120)
+            assert done.returncode == 0, done.stdout + done.stderr
+    assert paused_at, proxy.times
     # A request another worker had already sent when the 429 was answered cannot be recalled; any
     # request sent after the worker that got the 429 paused the host (well within 50 ms) must wait.
     in_flight = 0.05
@@ -207,7 +184,6 @@ async def test_a_429_pauses_every_worker(settings: Settings, tmp_path: Path) -> 
 async def test_one_failing_provider_leaves_the_others_and_the_next_refresh_completes_it(
     settings: Settings, tmp_path: Path
 ) -> None:
-    upstream = dataclasses.replace(settings, modelsdev_url=f"file://{SAMPLE}")
     broken = {"on": True}
     hits = {"n": 0}
 
@@ -220,42 +196,35 @@ async def test_one_failing_provider_leaves_the_others_and_the_next_refresh_compl
             return web.Response(status=504)
         return None
 
-    async with extra_database(settings, "mirror") as mirror:  # cloned while still empty
-        async with pipeline(upstream) as ctx:
-            await refresh_inline(ctx)
-        with web_process(upstream, tmp_path / "web-a.log") as web_a:
-            async with counting_proxy(web_a) as proxy:
-                proxy.intercept = break_acme
-                env = env_for(
-                    mirror,
-                    MODELSDEV_URL=proxy.url,
-                    UPSTREAM_TIMEOUT="1",
-                    UPSTREAM_ATTEMPTS="2",
-                    PROVIDER_MAX_ATTEMPTS="3",
-                )
-                with worker(env, tmp_path / "w.log"):
-                    await asyncio.sleep(1.5)
-                    first = await asyncio.to_thread(cli, ["refresh", "--wait", "--json"], env, 120)
-                    assert first.returncode == 1, first.stdout + first.stderr
-                    run = json.loads(first.stdout.strip().splitlines()[-1])
-                    assert run["status"] == "partial"
-                    detail = json.loads(cli(["run", str(run["id"]), "--json"], env).stdout)
-                    by_id = {p["provider_id"]: p for p in detail["providers"]}
-                    assert by_id["acme"]["status"] == "failed"
-                    assert by_id["acme"]["attempts"] == 3
-                    assert by_id["acme"]["error"]
-                    assert all(p["status"] == "succeeded" for k, p in by_id.items() if k != "acme")
-                    conn = await asyncpg.connect(mirror.database_url)
-                    try:
-                        per_provider = dict(await conn.fetch("SELECT provider_id, count(*) FROM models GROUP BY 1"))
-                    finally:
-                        await conn.close()
-                    assert "acme" not in per_provider and len(per_provider) == 4
+    async with mirror_of(settings, tmp_path, SAMPLE) as (mirror, proxy):
+        proxy.intercept = break_acme
+        env = env_for(
+            mirror,
+            MODELSDEV_URL=proxy.url,
+            UPSTREAM_TIMEOUT="1",
+            UPSTREAM_ATTEMPTS="2",
+            PROVIDER_MAX_ATTEMPTS="3",
+        )
+        with worker(env, tmp_path / "w.log"):
+            await asyncio.sleep(1.5)
+            first = await asyncio.to_thread(cli, ["refresh", "--wait", "--json"], env, 120)
+            assert first.returncode == 1, first.stdout + first.stderr
+            run = json.loads(first.stdout.strip().splitlines()[-1])
+            assert run["status"] == "partial"
+            detail = json.loads(cli(["run", str(run["id"]), "--json"], env).stdout)
+            by_id = {p["provider_id"]: p for p in detail["providers"]}
+            assert by_id["acme"]["status"] == "failed"
+            assert by_id["acme"]["attempts"] == 3
+            assert by_id["acme"]["error"]
+            assert all(p["status"] == "succeeded" for k, p in by_id.items() if k != "acme")
+            async with connection(mirror.database_url) as conn:
+                per_provider = dict(await conn.fetch("SELECT provider_id, count(*) FROM models GROUP BY 1"))
+            assert "acme" not in per_provider and len(per_provider) == 4
 
-                    broken["on"] = False
-                    second = await asyncio.to_thread(cli, ["refresh", "--wait", "--json"], env, 120)
-                    assert second.returncode == 0, second.stdout + second.stderr
-                    run2 = json.loads(second.stdout.strip().splitlines()[-1])
-                    assert run2["status"] == "succeeded"
-                    assert run2["counts"]["providers_total"] == 1
-                    assert run2["counts"]["added"] == 7
+            broken["on"] = False
+            second = await asyncio.to_thread(cli, ["refresh", "--wait", "--json"], env, 120)
+            assert second.returncode == 0, second.stdout + second.stderr
+            run2 = json.loads(second.stdout.strip().splitlines()[-1])
+            assert run2["status"] == "succeeded"
+            assert run2["counts"]["providers_total"] == 1
+            assert run2["counts"]["added"] == 7

@@ -9,35 +9,29 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import asyncpg
-import pytest
 import redis
 
 from shared.config import Settings
-from tests.conftest import REDIS_URL, env_for
-from tests.e2e.processes import procfile_argv, start, stop, worker
+from tests.support import REDIS_URL, connection, env_for, procfile_argv, start, stop, wait_until, worker
 
-pytestmark = pytest.mark.slow
 INTERVAL = 3.0
 
 
 async def scheduler_runs(dsn: str) -> list[tuple[int, float, str]]:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connection(dsn) as conn:
         rows = await conn.fetch(
             "SELECT id, extract(epoch FROM requested_at)::float8 AS at, status FROM refresh_runs "
             "WHERE trigger = 'scheduler' ORDER BY id"
         )
-    finally:
-        await conn.close()
     return [(r["id"], r["at"], r["status"]) for r in rows]
 
 
-def identity(log: Path) -> str:
+def identity(log: Path) -> str | None:
+    """The identity a scheduler logged when it started, or None while it has not."""
     for line in log.read_text().splitlines():
         if '"scheduler_started"' in line:
             return str(json.loads(line)["identity"])
-    raise AssertionError(f"no scheduler_started in {log}")
+    return None
 
 
 def leader(settings: Settings) -> str | None:
@@ -54,12 +48,14 @@ async def test_one_leader_failover_and_one_refresh_per_slot(settings: Settings, 
     logs = [tmp_path / "scheduler-a.log", tmp_path / "scheduler-b.log"]
     with worker(env, tmp_path / "worker.log", threads=2):
         a = start(procfile_argv("scheduler"), env, logs[0])
-        await asyncio.sleep(1.5)
-        b = start(procfile_argv("scheduler"), env, logs[1])
+        b = None
         procs = {}
         try:
-            await asyncio.sleep(1.5)
-            procs = {identity(logs[0]): a, identity(logs[1]): b}
+            # Started one after the other (a process can take seconds to start on a busy machine).
+            id_a = await wait_until(lambda: identity(logs[0]), 20, 0.1, "scheduler a started")
+            b = start(procfile_argv("scheduler"), env, logs[1])
+            id_b = await wait_until(lambda: identity(logs[1]), 20, 0.1, "scheduler b started")
+            procs = {id_a: a, id_b: b}
             first = leader(settings)
             assert first in procs, (first, procs)
             await asyncio.sleep(3 * INTERVAL)
@@ -71,24 +67,20 @@ async def test_one_leader_failover_and_one_refresh_per_slot(settings: Settings, 
 
             killed_at = time.time()
             stop(procs[first], signal.SIGKILL)
-            second = None
-            for _ in range(100):
-                second = leader(settings)
-                if second and second != first:
-                    break
-                await asyncio.sleep(0.1)
-            assert second is not None and second != first
+            await wait_until(lambda: leader(settings) not in (None, first), 10, 0.1, "a new leader")
             took_over = time.time() - killed_at
             assert took_over < 7, took_over  # the lease is 5 s
             await asyncio.sleep(3 * INTERVAL)
         finally:
             for p in (a, b):
-                stop(p)
-        for _ in range(100):  # let the worker close the last run
-            after = await scheduler_runs(settings.database_url)
-            if all(status not in ("queued", "running") for _, _, status in after):
-                break
-            await asyncio.sleep(0.1)
+                if p is not None:
+                    stop(p)
+
+        async def all_closed() -> list[tuple[int, float, str]] | None:
+            runs = await scheduler_runs(settings.database_url)
+            return runs if all(status not in ("queued", "running") for _, _, status in runs) else None
+
+        after = await wait_until(all_closed, 10, 0.1, "the worker closing the last run")
     new = [r for r in after if r[1] > killed_at]
     assert len(new) >= 2, after
     assert '"refresh_enqueued"' in other_log.read_text()

@@ -18,8 +18,8 @@ from services.api.main import create_app
 from shared.config import Settings
 from shared.embedded import document
 from shared.history import dated_documents, import_history
-from tests.conftest import ADMIN_DSN, REDIS_URL, _dsn_for
-from tests.integration.helpers import pipeline
+from tests.support import ADMIN_DSN, REDIS_URL, pipeline
+from tests.support import dsn_for as _dsn_for
 
 OLD, NEW = "api-2026-03-01", "api-2026-07-02"
 

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from services.api import keys
 from services.api.main import create_app
+from shared import events
 from shared.config import Settings
-from tests.conftest import CATALOG_NEW, SAMPLE, reference_catalog
-from tests.integration.helpers import pipeline, refresh_inline
-from tests.support import fake_upstream, flat_models
+from shared.embedded import document
+from tests.support import CATALOG_NEW, SAMPLE, fake_upstream, flat_models, matches_search, pipeline, refresh_inline
 
 SAMPLE_DOC = json.loads(SAMPLE.read_bytes())
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -81,28 +82,50 @@ async def test_filters_match_independent_counts(client: TestClient) -> None:  # 
     for query, pred in cases.items():
         body = await get_json(client, f"/api/v1/models?{query}&limit=500")
         if query.startswith("provider="):
-            assert body["total"] == len(SAMPLE_DOC["acme"]["models"]) + len(SAMPLE_DOC["openmix"]["models"])
+            want = len(SAMPLE_DOC["acme"]["models"]) + len(SAMPLE_DOC["openmix"]["models"])
         else:
-            assert body["total"] == count(pred), query
+            want = count(pred)
+        assert 0 < want < len(models), query  # each case filters, and the sample has matches
+        assert body["total"] == want, query
         assert len(body["data"]) == body["total"]
     cheapest_vision = min(m["cost"]["input"] for m in models if "image" in m["modalities"]["input"] and "cost" in m)
     body = await get_json(client, "/api/v1/models?capability=vision&sort=input_cost&limit=1")
     assert body["data"][0]["cost"]["input"] == cheapest_vision
 
 
+def sample_order(sort: str, keep: Any = lambda pid, mid, m: True) -> list[str]:
+    """The sample's model ids in the order `sort` asks for, read independently from the JSON: by the
+    value (models without one last either way), then by provider and model id."""
+    value = {
+        "name": lambda m: m["name"].lower(),
+        "release_date": lambda m: m.get("release_date"),
+        "input_cost": lambda m: m.get("cost", {}).get("input"),
+        "output_cost": lambda m: m.get("cost", {}).get("output"),
+        "context": lambda m: m["limit"].get("context"),
+    }[sort.lstrip("-")]
+    rows = sorted((k, m) for k, m in flat_models(SAMPLE_DOC).items() if keep(*k, m))
+    have = sorted(((k, m) for k, m in rows if value(m) is not None), key=lambda r: value(r[1]), reverse=sort[0] == "-")
+    return [f"{p}/{mid}" for (p, mid), _ in have + [(k, m) for k, m in rows if value(m) is None]]
+
+
 async def test_sorts_and_paging(client: TestClient) -> None:  # type: ignore[type-arg]
     for sort in ("name", "-name", "release_date", "-release_date", "input_cost", "-output_cost", "context", "-context"):
         rows = await walk(client, f"/api/v1/models?sort={sort}&limit=3")
-        assert len(rows) == 28
-        assert len({r["id"] for r in rows}) == 28
+        assert [r["id"] for r in rows] == sample_order(sort), sort
     # A search with an explicit sort is ordered by that sort (and pages like any other list).
     by_name = await walk(client, "/api/v1/models?q=a&sort=name&include_removed=true&limit=4")
-    assert [m["name"].lower() for m in by_name] == sorted(m["name"].lower() for m in by_name)
-    empty = await get_json(client, "/api/v1/models?q=0&sort=name&max_input_cost=0&released_after=2000-01-01")
-    assert empty["data"] == [] or all(m["cost"]["input"] == 0 for m in empty["data"])
-    rows = await walk(client, "/api/v1/models?sort=-context&limit=5")
-    ctx = [r["limit"]["context"] for r in rows]
-    assert ctx == sorted(ctx, reverse=True)
+    want = sample_order("name", lambda pid, mid, m: matches_search(SAMPLE_DOC, pid, mid, "a"))
+    assert 4 < len(want) < 28
+    assert [m["id"] for m in by_name] == want
+    # Search and filters together: exactly the matching models, none when nothing matches.
+    free = lambda pid, mid, m: m.get("cost", {}).get("input") == 0 and m["release_date"] >= "2000-01-01"  # noqa: E731
+    for q, n in (("qwen", 1), ("0", 0)):
+        got = await get_json(client, f"/api/v1/models?q={q}&sort=name&max_input_cost=0&released_after=2000-01-01")
+        want = sample_order(
+            "name", lambda pid, mid, m, q=q: free(pid, mid, m) and matches_search(SAMPLE_DOC, pid, mid, q)
+        )
+        assert len(want) == n, (q, want)
+        assert [m["id"] for m in got["data"]] == want, q
 
 
 async def test_one_model_with_slashes_and_encoded_slashes(client: TestClient) -> None:  # type: ignore[type-arg]
@@ -294,7 +317,7 @@ async def test_changes_feed_and_cache_invalidation_on_refresh(settings: Settings
 
 
 async def test_real_catalog_paging_and_api_json(settings: Settings) -> None:
-    body = reference_catalog(CATALOG_NEW)
+    body = document(CATALOG_NEW)
     doc = json.loads(body)
     async with fake_upstream(body) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
         await refresh_inline(ctx)
@@ -323,7 +346,9 @@ async def test_real_catalog_paging_and_api_json(settings: Settings) -> None:
             "capability=temperature": lambda m: m.get("temperature"),
             "capability=attachment": lambda m: m["attachment"],
             "capability=interleaved": lambda m: bool(m.get("interleaved")),
-            "capability=pdf_input,audio_output": lambda m: has(m, "input", "pdf") and has(m, "output", "audio"),
+            # (no model of this catalog takes PDF in and gives audio out: two cases that each match some)
+            "capability=pdf_input,image_output": lambda m: has(m, "input", "pdf") and has(m, "output", "image"),
+            "capability=audio_output": lambda m: has(m, "output", "audio"),
             "capability=video_input": lambda m: has(m, "input", "video"),
             "capability=image_output": lambda m: has(m, "output", "image"),
             "capability=audio_input": lambda m: has(m, "input", "audio"),
@@ -350,6 +375,7 @@ async def test_real_catalog_paging_and_api_json(settings: Settings) -> None:
                 want = len(doc["openai"]["models"]) + len(doc["anthropic"]["models"])
             else:
                 want = sum(1 for m in by_provider.values() if pred(m))
+            assert 0 < want < len(by_provider), query  # each case filters, and the catalog has matches
             assert got["total"] == want, query
         for sort, key in (("-input_cost", "input"), ("output_cost", "output")):
             page = await get_json(client, f"/api/v1/models?sort={sort}&limit=20&capability=tool_call")
@@ -360,4 +386,220 @@ async def test_real_catalog_paging_and_api_json(settings: Settings) -> None:
         claude = await get_json(client, "/api/v1/models?q=claude&limit=50")
         assert len(claude["data"]) == 50
         assert all("claude" in (m["id"] + m["name"]).lower() for m in claude["data"])
-        assert claude["total"] >= sum(1 for (p, mid), m in flat_models(doc).items() if "claude" in mid.lower())
+        assert claude["total"] == sum(1 for p, mid in flat_models(doc) if matches_search(doc, p, mid, "claude"))
+
+
+async def walk_all(client: TestClient, url: str) -> tuple[list[dict[str, Any]], int]:  # type: ignore[type-arg]
+    """Every row of a list, page by page, and the total every page announced (the same on each)."""
+    rows: list[dict[str, Any]] = []
+    totals: set[int] = set()
+    cursor = None
+    for _ in range(1000):
+        sep = "&" if "?" in url else "?"
+        page = await get_json(client, url + (f"{sep}cursor={cursor}" if cursor else ""))
+        assert set(page) == {"data", "total", "next_cursor"}, page
+        rows.extend(page["data"])
+        totals.add(page["total"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        assert page["data"], "a page before the last is not empty"
+    assert len(totals) == 1, totals
+    return rows, totals.pop()
+
+
+async def test_every_list_takes_limit_and_cursor(client: TestClient) -> None:  # type: ignore[type-arg]
+    items = [
+        {"model": "acme/acme-large-3", "benchmark": b, "score": 50 + i} for i, b in enumerate(("mmlu", "gpqa", "hle"))
+    ] + [{"model": "northwind/nw-opus-4", "benchmark": "mmlu", "score": 89.5}]
+    assert (await client.post("/api/v1/benchmarks", json=items, headers=ADMIN)).status == 201
+    one_model = "/api/v1/models/acme/acme-large-3"
+    lists = {
+        "/api/v1/providers?limit=2": sorted(SAMPLE_DOC),
+        "/api/v1/capabilities?limit=4": None,
+        "/api/v1/changes?limit=7": None,
+        "/api/v1/benchmarks?limit=1": None,
+        f"{one_model}/benchmarks?limit=2": None,
+        f"{one_model}/history?limit=1": None,
+    }
+    for url, ids in lists.items():
+        rows, total = await walk_all(client, url)
+        everything = await get_json(client, url.split("?")[0] + "?limit=500")
+        assert everything["next_cursor"] is None
+        assert rows == everything["data"], url
+        assert total == everything["total"] == len(rows), url
+        if ids is not None:
+            assert [r["id"] for r in rows] == ids
+    assert (await get_json(client, "/api/v1/capabilities"))["total"] == 13
+    assert (await get_json(client, "/api/v1/changes?limit=500"))["total"] == 28
+    assert (await get_json(client, "/api/v1/benchmarks"))["total"] == 4
+    assert (await get_json(client, f"{one_model}/benchmarks"))["total"] == 3
+    assert len((await get_json(client, "/api/v1/providers?limit=1"))["data"]) == 1
+    for url in [u.split("?")[0] for u in lists] + ["/api/v1/models", "/api/v1/providers/acme/models"]:
+        for bad in ("0", "501", "x"):
+            problem = await get_json(client, f"{url}?limit={bad}", 400)
+            assert [p["name"] for p in problem["invalid_params"]] == ["limit"], (url, problem)
+
+
+async def test_history_pages_newest_first(settings: Settings) -> None:
+    doc = json.loads(SAMPLE.read_bytes())
+    async with fake_upstream(json.dumps(doc).encode()) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        await refresh_inline(ctx)
+        for price in (1.1, 1.0):
+            doc["acme"]["models"]["acme-large-3"]["cost"]["input"] = price
+            up.body = json.dumps(doc).encode()
+            assert (await refresh_inline(ctx))["status"] == "succeeded"
+    async with TestClient(TestServer(create_app(settings, enqueue=lambda _: None))) as client:
+        rows, total = await walk_all(client, "/api/v1/models/acme/acme-large-3/history?limit=1")
+        assert total == 3
+        assert [r["kind"] for r in rows] == ["updated", "updated", "added"]
+        assert [r["fields"] for r in rows[:2]] == [{"cost.input": [1.1, 1.0]}, {"cost.input": [1.25, 1.1]}]
+        feed, total = await walk_all(client, "/api/v1/changes?kind=updated&limit=1")
+        assert total == 2 and [c["fields"]["cost.input"][1] for c in feed] == [1.1, 1.0]
+        since = feed[0]["seq"]
+        later = await get_json(client, f"/api/v1/changes?since={since}")
+        assert [c["seq"] for c in later["data"]] == [feed[1]["seq"]] and later["total"] == 1
+
+
+async def test_the_seeds_refresh_routes_are_aliases(client: TestClient) -> None:  # type: ignore[type-arg]
+    for url in ("/api/v1/models/refresh", "/api/v1/refresh"):
+        assert (await client.post(url)).status == 401
+        assert (await client.post(url, headers={"Authorization": "Bearer wrong"})).status == 403
+        assert (await client.post(url, headers=ADMIN, data=b'{"force": "yes"}')).status == 400
+    seed = await client.post("/api/v1/models/refresh", headers=ADMIN, json={"force": True})
+    assert seed.status == 202
+    run = await seed.json()
+    assert seed.headers["Location"] == f"/api/v1/refresh/{run['id']}" and run["coalesced"] is False
+    ours = await client.post("/api/v1/refresh", headers=ADMIN)
+    assert (await ours.json())["id"] == run["id"] and (await ours.json())["coalesced"] is True
+    assert client.sent == [run["id"]]  # type: ignore[attr-defined]
+    seed_status = await get_json(client, "/api/v1/models/refresh/status")
+    assert seed_status == await get_json(client, "/api/v1/refresh/status")
+    assert seed_status["data"][0]["id"] == run["id"]
+    # Another method on the seed's path is 405 (not a model called "refresh").
+    wrong = await client.get("/api/v1/models/refresh")
+    assert wrong.status == 405 and "POST" in wrong.headers["Allow"]
+    doc = await get_json(client, "/api/v1/openapi.json")
+    assert doc["paths"]["/api/v1/models/refresh"]["post"]["security"] == [{"bearer": []}]
+    assert "get" in doc["paths"]["/api/v1/models/refresh/status"]
+
+
+async def test_bare_model_ids(settings: Settings) -> None:
+    doc = json.loads(SAMPLE.read_bytes())
+    twin = {**doc["acme"]["models"]["acme-large-3"], "id": "twin-1", "name": "Twin 1"}
+    doc["acme"]["models"]["twin-1"] = twin
+    doc["localai"]["models"]["twin-1"] = twin
+    async with fake_upstream(json.dumps(doc).encode()) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        await refresh_inline(ctx)
+    async with TestClient(TestServer(create_app(settings, enqueue=lambda _: None))) as client:
+
+        async def moved(path: str) -> str:
+            resp = await client.get(path, allow_redirects=False)
+            assert resp.status == 308, (path, resp.status, await resp.text())
+            return resp.headers["Location"]
+
+        assert await moved("/api/v1/models/whisper-large-v3") == "/api/v1/models/localai/whisper-large-v3"
+        # A bare id with a slash, whose first segment is no provider; and the same with %2F.
+        assert await moved("/api/v1/models/meta/llama-4-scout") == "/api/v1/models/openmix/meta/llama-4-scout"
+        assert await moved("/api/v1/models/meta%2Fllama-4-scout") == "/api/v1/models/openmix/meta/llama-4-scout"
+        followed = await get_json(client, "/api/v1/models/meta/llama-4-scout")
+        assert followed["id"] == "openmix/meta/llama-4-scout"
+        twins = await client.get("/api/v1/models/twin-1", allow_redirects=False)
+        assert twins.status == 300 and twins.content_type == "application/problem+json"
+        problem = await twins.json(content_type=None)
+        assert problem["status"] == 300 and problem["choices"] == ["acme/twin-1", "localai/twin-1"]
+        for path in ("/api/v1/models/no-such-model", "/api/v1/models/meta/no-such-model"):
+            assert (await get_json(client, path, 404))["status"] == 404
+        # A first segment that is a provider is canonical, as before: openmix lists "openmix/auto",
+        # and /models/openmix/auto is openmix's model "auto", which does not exist.
+        await get_json(client, "/api/v1/models/openmix/auto", 404)
+        assert (await get_json(client, "/api/v1/models/openmix/openmix/auto"))["model_id"] == "openmix/auto"
+        assert (await get_json(client, "/api/v1/models/northwind/nw-sonnet-4-5"))["provider_id"] == "northwind"
+        for reserved in ("/api/v1/models/compare/x", "/api/v1/models/capability", "/api/v1/models/refresh%2Fx"):
+            assert (await client.get(reserved, allow_redirects=False)).status in (400, 404, 405), reserved
+        doc_paths = (await get_json(client, "/api/v1/openapi.json"))["paths"]
+        assert set(doc_paths["/api/v1/models/{model_id}"]["get"]["responses"]) >= {"300", "308", "404"}
+
+
+async def test_every_bad_parameter_is_named_at_once(client: TestClient) -> None:  # type: ignore[type-arg]
+    url = "/api/v1/models?limit=0&capability=telepathy&colour=red&min_context=x&sort=price&q=%20&cursor=%21"
+    problem = await get_json(client, url, 400)
+    reasons = {p["name"]: p["reason"] for p in problem["invalid_params"]}
+    assert set(reasons) == {"limit", "capability", "colour", "min_context", "sort", "q", "cursor"}
+    assert reasons["colour"] == "unknown parameter"
+    assert reasons["limit"] == "expected a whole number 1..500, got '0'"
+    assert "tool_call" in reasons["capability"] and "'telepathy'" in reasons["capability"]
+    assert "name" in reasons["sort"] and "-context" in reasons["sort"]
+    both = await get_json(client, "/api/v1/models/capability/telepathy?limit=0&provider=acme", 400)
+    assert [p["name"] for p in both["invalid_params"]] == ["capability", "limit"]
+    twice = await get_json(client, "/api/v1/models?limit=1&limit=2", 400)
+    assert twice["invalid_params"][0]["name"] == "limit"
+    # Optional parameters have no "null": leaving one out is how a query says it.
+    for url in ("/api/v1/changes?since=null", "/api/v1/capabilities?cursor=null", "/api/v1/models?min_context=null"):
+        await get_json(client, url, 400)
+    missing = await get_json(client, "/api/v1/models/compare", 400)
+    assert missing["invalid_params"] == [{"name": "ids", "reason": "required"}]
+    header = await client.post("/api/v1/refresh", headers={**ADMIN, "Idempotency-Key": "k" * 201})
+    assert header.status == 400
+    assert (await header.json(content_type=None))["invalid_params"][0]["name"] == "Idempotency-Key"
+
+
+async def test_the_document_lists_exactly_what_the_routes_accept(client: TestClient) -> None:  # type: ignore[type-arg]
+    doc = await get_json(client, "/api/v1/openapi.json")
+    checked = 0
+    for path, ops in doc["paths"].items():
+        get = ops.get("get")
+        if get is None or "{" in path or "security" in get:
+            continue  # an admin route answers 401 to this tokenless client before it reads a parameter
+        names = [p["name"] for p in get.get("parameters", []) if p["in"] == "query"]
+        # Each documented parameter is known to the route (a bad value is refused by name, never as
+        # an unknown parameter); an undocumented one is unknown.
+        query = "&".join(f"{n}=%E2%80%A2bad" for n in names) + "&undocumented=1"
+        resp = await client.get(f"{path}?{query}")
+        if path.startswith(("/healthz", "/readyz", "/metrics")):
+            continue  # probes take no declared parameters
+        problem = await resp.json(content_type=None)
+        reasons = {p["name"]: p["reason"] for p in problem["invalid_params"]}
+        if path in ("/api.json", "/model-schema.json", "/exports/litellm.json"):
+            # models.dev's documents ignore the parameters they do not know, as models.dev does.
+            assert "undocumented" not in reasons and set(reasons) <= set(names), (path, reasons)
+            continue
+        assert reasons.pop("undocumented") == "unknown parameter", path
+        assert all(r != "unknown parameter" for r in reasons.values()), (path, reasons)
+        assert set(reasons) <= set(names), path
+        checked += 1
+    assert checked >= 7
+
+
+async def test_a_cache_hit_parses_nothing(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[type-arg]
+    from services.api import route
+
+    calls: list[Any] = []
+    real = route.decode
+
+    def counting(values: Any, spec: Any, where: str = "query") -> Any:
+        calls.append(spec)
+        return real(values, spec, where)  # type: ignore[arg-type]
+
+    # The listener clears the cache once it has subscribed: wait for that first.
+    app = client.server.app  # type: ignore[union-attr]
+    channel = events.channel(app[keys.SETTINGS].redis_prefix)
+    for _ in range(200):
+        if dict(await app[keys.REDIS].pubsub_numsub(channel)).get(channel.encode()):
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    monkeypatch.setattr(route, "decode", counting)
+    url = "/api/v1/models?capability=vision&sort=-context&limit=3"
+    first = await get_json(client, url)
+    assert len(calls) == 1
+    for _ in range(3):
+        assert await get_json(client, url) == first
+    assert len(calls) == 1, "a cached answer is found by the raw path and query, before any parsing"
+    # Another spelling of the same query is parsed once, and answered from the same entry.
+    same = await client.get("/api/v1/models?limit=3&sort=-context&capability=vision")
+    assert await same.json() == first and len(calls) == 2
+    one = "/api/v1/models/openmix/meta%2Fllama-4-scout"
+    await get_json(client, one)
+    await get_json(client, one)
+    assert len(calls) == 4  # its path and its (empty) query, once

@@ -11,7 +11,7 @@ import pytest
 
 from services.cli import build_parser, cmd_import_history
 from shared.config import Settings
-from shared.db.models import catalog_document
+from shared.db.api_reads import catalog_document
 from shared.embedded import document
 from shared.refresh import request_refresh
 from tests.integration.history_helpers import NEW, OLD, write_catalogs

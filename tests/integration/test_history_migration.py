@@ -15,13 +15,12 @@ import asyncpg
 import pytest
 
 import migrations
-from shared.db import catalog as catalog_db
+from shared.db import catalog_writes as catalog_db
 from shared.db import history as history_db
 from shared.embedded import document
-from tests.conftest import ADMIN_DSN, _dsn_for
-from tests.integration.helpers import pipeline, refresh_inline
 from tests.integration.history_helpers import NEW, OLD, api, get, settings_for
-from tests.support import flat_models
+from tests.support import ADMIN_DSN, flat_models, pipeline, refresh_inline
+from tests.support import dsn_for as _dsn_for
 
 OLD_DOC, NEW_DOC = json.loads(document(OLD)), json.loads(document(NEW))
 

@@ -11,8 +11,7 @@ from redis.asyncio import Redis
 
 from shared.config import RateLimit
 from shared.ratelimit import RateLimiter
-from tests.conftest import REDIS_URL
-from tests.support import max_in_window
+from tests.support import REDIS_URL, max_in_window
 
 BUDGET = 10
 DURATION = 5.0
@@ -39,6 +38,7 @@ def _acquirer_process(prefix: str, deadline: float, out: mp.Queue) -> None:  # t
     out.put(asyncio.run(main()))
 
 
+@pytest.mark.slow  # it starts two processes
 def test_two_processes_share_one_budget(redis_prefix: str) -> None:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()

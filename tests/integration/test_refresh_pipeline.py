@@ -6,9 +6,18 @@ import json
 from collections import Counter
 
 from shared.config import Settings
-from tests.conftest import CATALOG_NEW, CATALOG_OLD, SAMPLE, reference_catalog
-from tests.integration.helpers import listed_raw, pipeline, refresh_inline
-from tests.support import fake_upstream, flat_models, leaf_diff
+from shared.embedded import document
+from tests.support import (
+    CATALOG_NEW,
+    CATALOG_OLD,
+    SAMPLE,
+    fake_upstream,
+    flat_models,
+    leaf_diff,
+    listed,
+    pipeline,
+    refresh_inline,
+)
 
 
 async def test_sample_loads_exactly(settings: Settings) -> None:
@@ -16,25 +25,25 @@ async def test_sample_loads_exactly(settings: Settings) -> None:
         run = await refresh_inline(ctx)
         assert run["status"] == "succeeded"
         doc = json.loads(SAMPLE.read_bytes())
-        assert await listed_raw(ctx.pool) == flat_models(doc)
+        assert await listed(ctx.pool) == flat_models(doc)
         assert run["added"] == len(flat_models(doc))
         again = await refresh_inline(ctx)
         assert again["status"] == "unchanged"
 
 
 async def test_two_real_catalogs_exact_with_true_change_log(settings: Settings) -> None:
-    old_body, new_body = reference_catalog(CATALOG_OLD), reference_catalog(CATALOG_NEW)
+    old_body, new_body = document(CATALOG_OLD), document(CATALOG_NEW)
     old, new = json.loads(old_body), json.loads(new_body)
     async with fake_upstream(old_body, etag='"v1"') as up, pipeline(settings, modelsdev_url=up.url) as ctx:
         run1 = await refresh_inline(ctx)
         assert run1["status"] == "succeeded", run1["error"]
-        assert await listed_raw(ctx.pool) == flat_models(old)
+        assert await listed(ctx.pool) == flat_models(old)
         assert await ctx.pool.fetchval("SELECT count(*) FROM providers WHERE removed_at IS NULL") == len(old)
 
         up.body, up.etag = new_body, '"v2"'
         run2 = await refresh_inline(ctx)
         assert run2["status"] == "succeeded", run2["error"]
-        assert await listed_raw(ctx.pool) == flat_models(new)
+        assert await listed(ctx.pool) == flat_models(new)
         assert await ctx.pool.fetchval("SELECT count(*) FROM providers WHERE removed_at IS NULL") == len(new)
 
         a, b = flat_models(old), flat_models(new)

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import asyncio
 
-from shared import refresh
+from shared import refresh, stalled
 from shared.config import Settings
-from tests.integration.helpers import listed_raw, pipeline
+from shared.enums import Trigger
+from tests.support import listed, pipeline
 
 
 async def test_lost_messages_are_resent_and_the_run_completes(settings: Settings) -> None:
     async with pipeline(settings) as ctx:
-        run, _ = await refresh.request_refresh(ctx.pool, trigger="cli")
+        run, _ = await refresh.request_refresh(ctx.pool, trigger=Trigger.CLI)
         providers = await refresh.plan_refresh(ctx, run["id"])
         # Two of the sync messages were delivered; the rest were lost (a Redis restart, say).
         for pid in providers[:2]:
             await refresh.sync_provider(ctx, run["id"], pid)
         await asyncio.sleep(0.05)
         sent: list[tuple[int, str]] = []
-        actions = await refresh.sweep_stalled_runs(
+        actions = await stalled.sweep_stalled_runs(
             ctx, idle_seconds=0.01, send_plan=lambda r: None, send_sync=lambda r, p: sent.append((r, p))
         )
         assert actions == [(run["id"], "resent")]
@@ -28,26 +29,26 @@ async def test_lost_messages_are_resent_and_the_run_completes(settings: Settings
         final = await ctx.pool.fetchrow("SELECT status, resends FROM refresh_runs WHERE id = $1", run["id"])
         assert final["status"] == "succeeded"
         assert final["resends"] == 1
-        assert len(await listed_raw(ctx.pool)) == 28
+        assert len(await listed(ctx.pool)) == 28
 
 
 async def test_a_run_that_never_progresses_is_closed(settings: Settings) -> None:
     async with pipeline(settings) as ctx:
-        run, _ = await refresh.request_refresh(ctx.pool, trigger="cli")
+        run, _ = await refresh.request_refresh(ctx.pool, trigger=Trigger.CLI)
         providers = await refresh.plan_refresh(ctx, run["id"])
         await refresh.sync_provider(ctx, run["id"], providers[0])
-        never_planned, _ = await refresh.request_refresh(ctx.pool, trigger="cli", providers=["acme"])
+        never_planned, _ = await refresh.request_refresh(ctx.pool, trigger=Trigger.CLI, providers=["acme"])
         plans: list[int] = []
-        for attempt in range(refresh.MAX_RESENDS + 1):
+        for attempt in range(stalled.MAX_RESENDS + 1):
             await asyncio.sleep(0.05)
             actions = dict(
-                await refresh.sweep_stalled_runs(
+                await stalled.sweep_stalled_runs(
                     ctx, idle_seconds=0.01, send_plan=plans.append, send_sync=lambda r, p: None
                 )
             )
-            expected = "resent" if attempt < refresh.MAX_RESENDS else "closed"
+            expected = "resent" if attempt < stalled.MAX_RESENDS else "closed"
             assert actions == {run["id"]: expected, never_planned["id"]: expected}
-        assert plans == [never_planned["id"]] * refresh.MAX_RESENDS
+        assert plans == [never_planned["id"]] * stalled.MAX_RESENDS
         rows = {
             r["id"]: r
             for r in await ctx.pool.fetch(
@@ -64,5 +65,5 @@ async def test_a_run_that_never_progresses_is_closed(settings: Settings) -> None
         )
         assert pending == 0
         # Nothing is left open, so the next trigger starts a new run.
-        _, created = await refresh.request_refresh(ctx.pool, trigger="cli")
+        _, created = await refresh.request_refresh(ctx.pool, trigger=Trigger.CLI)
         assert created

@@ -11,9 +11,10 @@ from aiohttp import web
 
 from shared import refresh
 from shared.config import Settings
-from tests.conftest import SAMPLE
-from tests.integration.helpers import listed_raw, pipeline, refresh_inline
-from tests.support import fake_upstream, flat_models, free_port
+from shared.embedded import EMBEDDED_URL, embedded_catalog
+from shared.enums import Trigger
+from shared.resources import RefreshContext
+from tests.support import SAMPLE, fake_upstream, flat_models, free_port, listed, pipeline, refresh_inline
 
 SAMPLE_BODY = SAMPLE.read_bytes()
 SAMPLE_MODELS = flat_models(json.loads(SAMPLE_BODY))
@@ -45,7 +46,7 @@ async def test_500_then_success(settings: Settings) -> None:
         run = await refresh_inline(ctx)
         assert run["status"] == "succeeded"
         assert len(up.requests) == 2
-        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+        assert await listed(ctx.pool) == SAMPLE_MODELS
 
 
 async def test_429_retry_after_is_honoured(settings: Settings) -> None:
@@ -61,7 +62,7 @@ async def test_long_retry_after_becomes_a_later_retry(settings: Settings) -> Non
 
     async with fake_upstream(SAMPLE_BODY) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
         up.script = [status(429, {"Retry-After": "120"})]
-        run, _ = await refresh.request_refresh(ctx.pool, trigger="cli")
+        run, _ = await refresh.request_refresh(ctx.pool, trigger=Trigger.CLI)
         with pytest.raises(RateLimited):
             await refresh.plan_refresh(ctx, run["id"])
 
@@ -86,7 +87,7 @@ async def test_fault_fails_the_run_and_changes_nothing(settings: Settings, scrip
         run = await refresh_inline(ctx, force=True)
         assert run["status"] == "failed"
         assert error in run["error"]
-        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+        assert await listed(ctx.pool) == SAMPLE_MODELS
         assert await ctx.pool.fetchval("SELECT version FROM catalog_state") == version
 
 
@@ -98,29 +99,75 @@ async def test_body_over_the_size_cap(settings: Settings) -> None:
         run = await refresh_inline(ctx)
         assert run["status"] == "failed"
         assert "over 1000" in run["error"]
-        assert await listed_raw(ctx.pool) == {}
+        assert await listed(ctx.pool) == {}
 
 
-async def test_unreachable_with_empty_database_loads_the_sample(settings: Settings) -> None:
+async def _catalog_size(ctx: RefreshContext) -> tuple[int, int]:
+    providers = await ctx.pool.fetchval("SELECT count(*) FROM providers WHERE removed_at IS NULL")
+    models = await ctx.pool.fetchval("SELECT count(*) FROM models WHERE removed_at IS NULL")
+    return providers, models
+
+
+async def test_unreachable_with_empty_database_loads_the_embedded_catalog(settings: Settings) -> None:
     url = f"http://127.0.0.1:{free_port()}/api.json"
     async with pipeline(settings, modelsdev_url=url) as ctx:
         run = await refresh_inline(ctx)
         assert run["status"] == "succeeded"
         assert "upstream unreachable" in run["fallback_reason"]
-        assert run["source_url"] == refresh.SAMPLE_URL
-        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+        assert run["source_url"] == EMBEDDED_URL
+        assert await _catalog_size(ctx) == (147, 5276)
+        assert await listed(ctx.pool) == flat_models(json.loads(embedded_catalog()))
+    # When the upstream is back, its document replaces the stand-in, however much smaller it is
+    # (the integrity guard protects an upstream's data, not the embedded catalog).
+    async with fake_upstream(SAMPLE_BODY) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        run = await refresh_inline(ctx)
+        assert run["status"] == "succeeded", run["error"]
+        assert run["fallback_reason"] is None
+        assert await listed(ctx.pool) == SAMPLE_MODELS
+
+
+async def test_disabled_upstream_fetches_nothing(settings: Settings) -> None:
+    """MODELSDEV_ENABLED=false: an empty database gets the embedded catalog; later refreshes
+    keep what is stored; the upstream is never asked."""
+    async with (
+        fake_upstream(SAMPLE_BODY) as up,
+        pipeline(settings, modelsdev_url=up.url, upstream_enabled=False) as ctx,
+    ):
+        run = await refresh_inline(ctx)
+        assert run["status"] == "succeeded"
+        assert run["source_url"] == EMBEDDED_URL
+        assert "MODELSDEV_ENABLED=false" in run["fallback_reason"]
+        assert await _catalog_size(ctx) == (147, 5276)
+        version = await ctx.pool.fetchval("SELECT version FROM catalog_state")
+        again = await refresh_inline(ctx, force=True)
+        assert again["status"] == "unchanged"
+        assert await ctx.pool.fetchval("SELECT version FROM catalog_state") == version
+        assert up.requests == []
+
+
+async def test_document_upstream_is_asked_for_every_model_type(settings: Settings) -> None:
+    async with fake_upstream(SAMPLE_BODY, etag='"v1"') as up:
+        async with pipeline(settings, modelsdev_url=f"{up.url}?region=eu") as ctx:
+            run = await refresh_inline(ctx)
+            assert run["status"] == "succeeded"
+            assert run["source_url"] == f"{up.url}?region=eu&type=all"
+            # The conditional GET of the next refresh asks for the same document.
+            assert (await refresh_inline(ctx))["status"] == "unchanged"
+        paths = [path for _, path, _ in up.requests]
+        assert paths == ["/api.json?region=eu&type=all"] * 2
+        assert up.requests[1][2].get("If-None-Match") == '"v1"'
 
 
 async def test_unreachable_with_full_database_changes_nothing(settings: Settings) -> None:
     async with fake_upstream(SMALLER) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
         await refresh_inline(ctx)
-        before = await listed_raw(ctx.pool)
+        before = await listed(ctx.pool)
     url = f"http://127.0.0.1:{free_port()}/api.json"
     async with pipeline(settings, modelsdev_url=url) as ctx:
         run = await refresh_inline(ctx)
         assert run["status"] == "failed"
-        assert "ClientConnectorError" in run["error"] or "Connect" in run["error"]
-        assert await listed_raw(ctx.pool) == before
+        assert "ClientConnectorError" in run["error"], run["error"]
+        assert await listed(ctx.pool) == before
 
 
 async def test_integrity_guard_refuses_a_shrunken_document_unless_forced(settings: Settings) -> None:
@@ -131,15 +178,15 @@ async def test_integrity_guard_refuses_a_shrunken_document_unless_forced(setting
         run = await refresh_inline(ctx)
         assert run["status"] == "failed"
         assert "under half" in run["error"]
-        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+        assert await listed(ctx.pool) == SAMPLE_MODELS
         forced = await refresh_inline(ctx, force=True)
         assert forced["status"] == "succeeded"
-        assert await listed_raw(ctx.pool) == flat_models(json.loads(tiny))
+        assert await listed(ctx.pool) == flat_models(json.loads(tiny))
 
 
 async def test_sync_delivered_twice_writes_once(settings: Settings) -> None:
     async with pipeline(settings) as ctx:
-        run, _ = await refresh.request_refresh(ctx.pool, trigger="cli")
+        run, _ = await refresh.request_refresh(ctx.pool, trigger=Trigger.CLI)
         providers = await refresh.plan_refresh(ctx, run["id"])
         # plan_refresh redelivered: the same providers to send again, no second fan-out.
         assert await refresh.plan_refresh(ctx, run["id"]) == providers
@@ -162,12 +209,12 @@ async def test_one_bad_provider_leaves_the_others_and_reports_partial(settings: 
         # The whole-document validation refuses it before any provider is touched.
         assert run["status"] == "failed"
         assert "limit.context" in run["error"]
-        assert await listed_raw(ctx.pool) == {}
+        assert await listed(ctx.pool) == {}
 
 
 async def test_failing_provider_is_retried_then_marked_failed(settings: Settings) -> None:
     async with pipeline(settings, provider_max_attempts=2) as ctx:
-        run, _ = await refresh.request_refresh(ctx.pool, trigger="cli")
+        run, _ = await refresh.request_refresh(ctx.pool, trigger=Trigger.CLI)
         providers = await refresh.plan_refresh(ctx, run["id"])
         bad, good = providers[0], providers[1:]
         for pid in good:
@@ -188,7 +235,7 @@ async def test_failing_provider_is_retried_then_marked_failed(settings: Settings
         again = await refresh_inline(ctx)
         assert again["status"] == "succeeded"
         assert again["providers_total"] == 1
-        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+        assert await listed(ctx.pool) == SAMPLE_MODELS
 
 
 async def test_upstream_going_away_mid_download(settings: Settings) -> None:
@@ -205,10 +252,10 @@ async def test_upstream_going_away_mid_download(settings: Settings) -> None:
         up.script = [cut]
         run = await refresh_inline(ctx)
         assert run["status"] == "succeeded"
-        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+        assert await listed(ctx.pool) == SAMPLE_MODELS
         # Cut on every attempt: a clear error, and nothing changes.
         up.script = [cut, cut]
         run = await refresh_inline(ctx, force=True)
         assert run["status"] == "failed"
         assert "after 2 attempts" in run["error"]
-        assert await listed_raw(ctx.pool) == SAMPLE_MODELS
+        assert await listed(ctx.pool) == SAMPLE_MODELS

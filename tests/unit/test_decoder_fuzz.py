@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from shared.catalog import decode_provider_slice, parse_document
 from shared.errors import MalformedDocument
-from tests.conftest import SAMPLE
+from tests.support import SAMPLE
 
 SAMPLE_DOC = json.loads(SAMPLE.read_bytes())
 

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.e2e.processes import procfile
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT, procfile
 
 
 def test_compose_validates_against_the_compose_spec_offline() -> None:

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from services.api.openapi import build_openapi
+from services.api.routes import ROUTES
 from shared.db.history import catalog_at
-from shared.history import HistoryImportError, dated_documents, parse_at, parse_instant
+from shared.errors import HistoryImportError
+from shared.history import dated_documents, parse_at, parse_instant
 
 
 def utc(*args: int) -> datetime:
@@ -141,11 +143,18 @@ async def test_the_catalog_at_an_instant_heads_each_query_with_the_relations_the
 
 
 def test_openapi_documents_at_and_the_price_timeline() -> None:
-    doc = build_openapi()
-    for path in ("/api.json", "/api/v1/models", "/api/v1/models/{provider_id}/{model_id}", "/api/v1/models/compare"):
+    doc = build_openapi(ROUTES)
+    paths = (
+        "/api.json",
+        "/api/v1/models",
+        "/api/v1/models/{provider_id}/{model_id}",
+        "/api/v1/models/compare",
+        "/api/v1/models/capability/{capability}",
+        "/api/v1/providers/{provider_id}/models",
+    )
+    for path in paths:
         assert "at" in [p["name"] for p in doc["paths"][path]["get"]["parameters"]], path
     prices = doc["paths"]["/api/v1/models/{provider_id}/{model_id}/prices"]["get"]
-    assert prices["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/PriceTimeline"
-    }
+    schema = prices["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/Page_PricePeriod_"}, schema
     assert set(doc["components"]["schemas"]["PricePeriod"]["required"]) == {"from", "to", "cost"}

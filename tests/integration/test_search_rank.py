@@ -1,0 +1,67 @@
+"""The ranked search over the narrow `model_search` table against the plain rank over `models`:
+the same rows in the same order, page by page, and the narrow table in step after every refresh."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from shared.config import Settings
+from shared.db import api_reads
+from shared.embedded import document
+from shared.listing import ModelQuery
+from tests.support import CATALOG_NEW, CATALOG_OLD, fake_upstream, pipeline, refresh_inline
+
+#: The rank as the API describes it, computed row by row over the wide table: exact name or id,
+#: then prefix, then whole words, then the rest; shorter names first; then by id.
+REFERENCE = """
+SELECT provider_id || '/' || model_id FROM models
+WHERE removed_at IS NULL AND search_text LIKE ALL ($2::text[])
+ORDER BY (CASE WHEN lower(name) = $1 OR lower(model_id) = $1 THEN 4 ELSE 0 END)
+       + (CASE WHEN lower(name) LIKE $3 OR lower(model_id) LIKE $3 THEN 2 ELSE 0 END)
+       + (CASE WHEN search @@ plainto_tsquery('simple', $1) THEN 1 ELSE 0 END) DESC,
+         length(name), provider_id, model_id
+"""
+QUERIES = ["gpt", "claude", "gpt-4o", "GPT 4.1 mini", "llama 3", "o3", "flash", "sonn", "qwen3", "zzz", "4", "-"]
+
+
+async def ranked(pool: Any, q: str, limit: int) -> tuple[list[str], int]:
+    """Every row of a search, walked page by page through the cursor."""
+    out: list[str] = []
+    query = ModelQuery(q=q, limit=limit)
+    while True:
+        docs, total, position = await api_reads.list_models(pool, query)
+        out += [msgspec.json.decode(d)["id"] for d in docs]
+        if position is None:
+            return out, total
+        query = msgspec.structs.replace(query, cursor=position)
+
+
+async def reference(pool: Any, q: str) -> list[str]:
+    text = q.lower()
+    words = [f"%{w}%" for w in api_reads._words(text)] or [f"%{text}%"]
+    return [r[0] for r in await pool.fetch(REFERENCE, text, words, text + "%")]
+
+
+async def test_narrow_search_ranks_like_the_wide_table(settings: Settings) -> None:
+    old, new = document(CATALOG_OLD), document(CATALOG_NEW)
+    async with fake_upstream(old) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        await refresh_inline(ctx)
+        for body in (old, new):  # after a first load, then after a refresh that adds, updates and removes
+            up.body = body
+            await refresh_inline(ctx)
+            stale = await ctx.pool.fetchval(
+                "SELECT count(*) FROM models m FULL JOIN model_search s USING (provider_id, model_id) "
+                "WHERE s.listed IS DISTINCT FROM (m.removed_at IS NULL) OR s.haystack IS DISTINCT FROM m.search_text "
+                "OR s.lexemes IS DISTINCT FROM tsvector_to_array(m.search) OR s.name_len <> length(m.name)"
+            )
+            assert stale == 0
+            for q in QUERIES:
+                want = await reference(ctx.pool, q)
+                got, total = await ranked(ctx.pool, q, limit=7)
+                assert got == want, q
+                assert total == len(want), q
+        assert len(await reference(ctx.pool, "gpt")) > 50
+        removed = await ctx.pool.fetchval("SELECT count(*) FROM model_search WHERE NOT listed")
+        assert removed > 0

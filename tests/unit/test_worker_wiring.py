@@ -1,0 +1,59 @@
+"""The worker's broker: built by make_broker only, with the actors the sender names."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import json, dramatiq
+from services.worker.broker import make_broker
+from shared.config import Settings
+
+broker = make_broker(Settings())
+actors = {name: broker.get_actor(name).queue_name for name in broker.get_declared_actors()}
+try:
+    make_broker(Settings())
+    again = "no error"
+except RuntimeError as e:
+    again = str(e)
+print(json.dumps({
+    "global": dramatiq.get_broker() is broker,
+    "encoder": type(dramatiq.get_encoder()).__module__ + "." + type(dramatiq.get_encoder()).__name__,
+    "actors": actors,
+    "middleware": [type(m).__name__ for m in broker.middleware],
+    "namespace": broker.namespace,
+    "again": again,
+}))
+"""
+
+
+def test_make_broker_sets_the_broker_then_declares_the_actors_the_sender_names() -> None:
+    from shared.sender import ACTORS
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    wiring = json.loads(out.stdout.strip().splitlines()[-1])
+    assert wiring["global"] is True
+    assert wiring["encoder"] == "shared.sender.MsgspecEncoder"
+    assert wiring["actors"] == {a.actor_name: a.queue_name for a in ACTORS}
+    middleware = wiring["middleware"]
+    assert middleware[0] == "WorkerMetrics"
+    assert middleware.index("AsyncIO") < middleware.index("WorkerResources")
+    assert wiring["namespace"] == "modelmeta:dramatiq"
+    # Called a second time in one process, it says why it cannot work rather than half-work.
+    assert "make_broker called twice" in wiring["again"]
