@@ -69,4 +69,4 @@ def at_version(request: web.Request, pit: PointInTime | None, plan: Cached, *, f
     key = f"{request.path}?{request.query_string}#catalog-version={pit.version}"
     if not final:
         return dataclasses.replace(plan, key=key, version=pit.version)
-    return dataclasses.replace(plan, tags=frozenset(), key=key, lasting=True, version=pit.version)
+    return dataclasses.replace(plan, tags=frozenset(), key=key, lasting=True, version=pit.version, immutable=True)

@@ -32,6 +32,8 @@ class Cached:
     lasting: bool = False
     #: The catalog version the body is built from when it is not the current one (`at=`, issue 13).
     version: int | None = None
+    #: The body never changes (an answer about a past catalog): Cache-Control says immutable.
+    immutable: bool = False
 
 
 def json_page(docs: list[str], total: int, next_cursor: str | None) -> bytes:

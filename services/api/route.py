@@ -104,7 +104,13 @@ def endpoint(route: Route) -> Handler:
             query = args.get("query")
             key = plan.key or (request.path + "?" + encode(query).decode() if query is not None else request.path)
             entry = await cache.get_or_build(
-                key, plan.tags, plan.build, alias=request.raw_path, lasting=plan.lasting, version=plan.version
+                key,
+                plan.tags,
+                plan.build,
+                alias=request.raw_path,
+                lasting=plan.lasting,
+                version=plan.version,
+                immutable=plan.immutable,
             )
         return await from_cache(request, cache, entry)
 
