@@ -35,8 +35,9 @@ def _date(text: str) -> date:
         raise ValueError(f"{text!r} is not a date") from None
 
 
-def parse_instant(value: str) -> datetime:
-    """An RFC 3339 date-time as an aware UTC datetime; ValueError says what is wrong."""
+def parse_instant(value: str, *, clamp: bool = False) -> datetime:
+    """An RFC 3339 date-time as an aware UTC datetime; ValueError says what is wrong. clamp: a
+    time beyond the range of datetime is its first or last instant instead of an error."""
     m = _INSTANT.fullmatch(value)
     if m is None:
         raise ValueError(f"expected an RFC 3339 time such as 2026-04-16T12:00:00Z, got {value!r}")
@@ -54,16 +55,19 @@ def parse_instant(value: str) -> datetime:
     try:
         return local + timedelta(seconds=second - min(second, 59)) - offset
     except OverflowError:
+        if clamp:
+            return datetime.min.replace(tzinfo=UTC) if local.year == 1 else datetime.max.replace(tzinfo=UTC)
         raise ValueError(f"{value!r} is out of the range of supported times") from None
 
 
 def parse_at(value: str) -> datetime:
-    """`at=`: an RFC 3339 instant, or a YYYY-MM-DD date meaning the end of that day (UTC)."""
+    """`at=`: an RFC 3339 instant, or a YYYY-MM-DD date meaning the end of that day (UTC); any
+    valid one is an instant (one before year 1 in UTC is the first, as one after 9999 the last)."""
     if _DATE.fullmatch(value):
         return datetime.combine(_date(value), time.max, UTC)
     if not _INSTANT.fullmatch(value):
         raise ValueError(f"expected an RFC 3339 time (2026-04-16T12:00:00Z) or a date (2026-04-16), got {value!r}")
-    return parse_instant(value)
+    return parse_instant(value, clamp=True)
 
 
 @dataclass(frozen=True, slots=True)

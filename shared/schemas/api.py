@@ -152,9 +152,8 @@ class Sort(StrEnum):
 At = Annotated[
     str,
     msgspec.Meta(
-        max_length=40,
-        pattern=r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+\- ]\d{2}:\d{2}))?$",
-        title="an RFC 3339 time or a date YYYY-MM-DD",
+        max_length=64,
+        extra_json_schema={"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]},
         description="the catalog as it stood then: an RFC 3339 time, or a date (the end of that day, UTC); "
         "a time in the future answers as now, one before the first data as an empty catalog",
     ),
