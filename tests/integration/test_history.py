@@ -67,6 +67,9 @@ async def test_api_json_at_each_instant(imported: Settings) -> None:
         ):
             assert await get(client, f"/api.json?at={at}") == expected, at
         assert await get(client, "/api.json") == NEW_DOC
+        # with models.dev's own parameters: one provider's slice of the catalog then
+        sliced = await get(client, "/api.json?provider=openai&type=all&at=2026-05-01")
+        assert sliced == {"openai": OLD_DOC["openai"]}
 
         version_then = await client.app[keys.POOL].fetchval(
             "SELECT max(version) FROM catalog_versions WHERE at <= '2026-05-01T23:59:59.999999Z'"
