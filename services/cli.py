@@ -319,6 +319,37 @@ async def cmd_import_benchmarks(settings: Settings, args: argparse.Namespace) ->
     return 0
 
 
+async def cmd_import_history(settings: Settings, args: argparse.Namespace) -> int:
+    """History (issue 13): dated models.dev documents replayed as refresh runs at their dates."""
+    from shared.errors import HistoryImportError
+    from shared.history import DatedDocument, dated_documents, import_history
+    from shared.resources import close_context, open_context
+
+    try:
+        docs = dated_documents(args.files)
+    except HistoryImportError as e:
+        print(f"modelmeta: {e}", file=sys.stderr)
+        return EXIT_FAILED
+
+    def report(doc: DatedDocument, run: asyncpg.Record) -> None:
+        print(
+            f"{doc.at.isoformat().replace('+00:00', 'Z')}  {doc.path}: run {run['id']} {run['status']}, "
+            f"+{run['added']} added, ~{run['updated']} updated, -{run['removed']} removed",
+            flush=True,
+        )
+
+    ctx = await open_context(settings, client_name="import-history")
+    try:
+        await import_history(ctx, docs, report)
+    except HistoryImportError as e:
+        print(f"modelmeta: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await close_context(ctx)
+    print(f"imported {len(docs)} document(s)")
+    return 0
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from services.worker.main import run_worker
 
@@ -359,6 +390,17 @@ def build_parser() -> argparse.ArgumentParser:
     ib = sub.add_parser("import-benchmarks", help="import benchmark results from a JSON or CSV file")
     ib.add_argument("file", help="a JSON list or a CSV file (model, benchmark, score, metric, source, date)")
     ib.add_argument("--format", choices=("json", "csv"), help="default: by the file's extension")
+    # history (issue 13)
+    ih = sub.add_parser(
+        "import-history", help="load dated models.dev documents, oldest first, as the catalog's history"
+    )
+    ih.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE[@TIME]",
+        help="a models.dev api.json dated by the first YYYY-MM-DD in its name (its midnight, UTC), "
+        "or FILE@2026-04-16T00:00:00Z; oldest first, all after the newest change already recorded",
+    )
     sub.add_parser("web", help="run the HTTP API on $PORT ($WEB_CONCURRENCY processes, default 1)")
     sub.add_parser("scheduler", help="run the periodic refresh scheduler")
     add_webhooks_parser(sub)  # change notifications (issue 12)
@@ -372,6 +414,7 @@ _ASYNC: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, i
     "run": cmd_run,
     "status": cmd_status,
     "import-benchmarks": cmd_import_benchmarks,
+    "import-history": cmd_import_history,
     "webhooks": cmd_webhooks,  # change notifications (issue 12)
 }
 _SYNC: dict[str, Callable[[Settings, argparse.Namespace], int]] = {

@@ -88,3 +88,7 @@ class Ambiguous(ModelmetaError):
 class TargetRefused(ModelmetaError):
     """A webhook URL that modelmeta will not call: not http(s), or a host on a loopback, private,
     link-local, multicast or reserved address (unless WEBHOOK_ALLOW_PRIVATE=true)."""
+
+
+class HistoryImportError(ModelmetaError):
+    """import-history cannot go on; the message names the file and says what was written."""

@@ -10,6 +10,7 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,7 @@ from shared.catalog import (
 )
 from shared.config import Settings
 from shared.db import Conn, catalog_writes, runs
+from shared.db import history as history_db
 from shared.embedded import EMBEDDED_URL, embedded_catalog
 from shared.enums import ChangeKind, ProviderRunStatus, RunStatus, SourceKind, SyncStatus, Trigger
 from shared.errors import IntegrityGuardTripped, MalformedDocument, UpstreamError, UpstreamUnavailable
@@ -111,14 +113,17 @@ def source_of(settings: Settings) -> tuple[SourceKind, str]:
     return kind, document_request_url(settings.modelsdev_url)
 
 
-async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
+async def plan_refresh(ctx: RefreshContext, run_id: int, *, document: Fetched | None = None) -> list[str]:
     """Fetch and validate the source, then record one provider-run per provider to sync.
 
     Returns the providers whose sync_provider messages must be sent (again, on redelivery).
     Errors of the source close the run as failed and change nothing; RateLimited propagates so
-    that the actor retries later.
+    that the actor retries later. `document`: a models.dev document to load instead of fetching
+    the source (import-history).
     """
     kind, url = source_of(ctx.settings)
+    if document is not None:  # history (issue 13): a dated document handed in, not the source
+        kind, url = SourceKind.DOCUMENT, document.url
     async with ctx.pool.acquire() as conn:
         run = await runs.start_run(conn, run_id)
         if run is None:
@@ -126,9 +131,15 @@ async def plan_refresh(ctx: RefreshContext, run_id: int) -> list[str]:
             return []
         if await runs.has_provider_runs(conn, run_id):
             return await runs.pending_providers(conn, run_id)
-        etag, good_sha256 = (None, None) if run["force"] else await runs.last_good_source(conn, url)
+        # A handed-in document is always compared provider by provider (history: issue 13).
+        force = run["force"] or document is not None
+        etag, good_sha256 = (None, None) if force else await runs.last_good_source(conn, url)
         catalog_empty = await catalog_writes.catalog_is_empty(conn)
-    loaded = await _load(ctx, run_id, kind, url, etag=etag, catalog_empty=catalog_empty)
+    loaded = (
+        _Loaded(document, kind)
+        if document is not None
+        else await _load(ctx, run_id, kind, url, etag=etag, catalog_empty=catalog_empty)
+    )
     if loaded is None or await _finish_if_unchanged(ctx, run_id, loaded, good_sha256):
         return []
     parsed = await _parse(ctx, run_id, loaded)
@@ -337,6 +348,7 @@ async def _apply_slice(
 ) -> SyncOutcome:
     """Write one provider's slice (None: it vanished) and its change log; mark its provider-run done."""
     states = await catalog_writes.model_states(conn, provider_id)
+    changes_at = await history_db.run_changes_at(conn, run_id)  # history (issue 13): an import's date or None
     provider: ProviderRecord | None = None
     incoming: dict[str, ModelRecord] = {}
     kept: list[str] = []
@@ -346,25 +358,25 @@ async def _apply_slice(
             provider_id, slice_, lambda mid, digest: mid in states and states[mid][1] and states[mid][2] == digest
         )
     added, updated, removed = _diff(states, incoming, kept)
-    provider_changed = await _write_provider(conn, provider_id, provider, slice_hash)
-    old_raws = await catalog_writes.model_raws(conn, provider_id, updated) if updated else {}
-    if added or updated:
-        assert provider is not None
-        rows = (model_row(provider_id, provider.name, incoming[mid]) for mid in added + updated)
-        await catalog_writes.upsert_models(conn, rows)
-    if removed:
-        await catalog_writes.remove_models(conn, provider_id, removed)
+    provider_changed = await _write_provider(conn, provider_id, provider, slice_hash, changes_at)
+    old_raws = await _write_models(conn, provider_id, provider, incoming, (added, updated, removed), changes_at)
     version = None
     if added or updated or removed or provider_changed:
         # Last, so the catalog_state row lock (which orders commits) is held only briefly.
         version = await catalog_writes.bump_catalog_version(conn)
+        at = await history_db.stamp_version(conn, version, changes_at)  # history (issue 13)
         changes: list[tuple[Any, ...]] = [(run_id, provider_id, mid, ChangeKind.ADDED, None, version) for mid in added]
         changes.extend(
             (run_id, provider_id, mid, ChangeKind.UPDATED, field_changes(old_raws[mid], incoming[mid].raw), version)
             for mid in updated
         )
         changes.extend((run_id, provider_id, mid, ChangeKind.REMOVED, None, version) for mid in removed)
-        await catalog_writes.insert_changes(conn, changes)
+        await catalog_writes.insert_changes(conn, changes, at)
+        # history (issue 13): the versions, with their validity intervals, in the same transaction
+        if provider_changed:
+            await history_db.record_provider_version(conn, provider_id, at, provider, slice_hash)
+        name = provider.name if provider else ""
+        await history_db.record_model_versions(conn, provider_id, at, name, incoming, added + updated, removed)
     unchanged = len(incoming) + len(kept) - len(added) - len(updated)
     pending = await runs.complete_provider_run(
         conn,
@@ -377,6 +389,27 @@ async def _apply_slice(
     return SyncOutcome(
         SyncStatus.SUCCEEDED, len(added), len(updated), len(removed), unchanged, version, last_provider=pending == 0
     )
+
+
+async def _write_models(
+    conn: Conn,
+    provider_id: str,
+    provider: ProviderRecord | None,
+    incoming: Mapping[str, ModelRecord],
+    diff: tuple[list[str], list[str], list[str]],
+    at: datetime | None,
+) -> dict[str, Any]:
+    """Upsert the added and updated models, soft-remove the removed ones (at `at`, or now); return
+    the updated models' previous raw objects (for their change records)."""
+    added, updated, removed = diff
+    old_raws = await catalog_writes.model_raws(conn, provider_id, updated) if updated else {}
+    if added or updated:
+        assert provider is not None
+        rows = (model_row(provider_id, provider.name, incoming[mid]) for mid in added + updated)
+        await catalog_writes.upsert_models(conn, rows, at)
+    if removed:
+        await catalog_writes.remove_models(conn, provider_id, removed, at)
+    return old_raws
 
 
 def _diff(
@@ -394,14 +427,15 @@ def _diff(
 
 
 async def _write_provider(
-    conn: Conn, provider_id: str, provider: ProviderRecord | None, slice_hash: str | None
+    conn: Conn, provider_id: str, provider: ProviderRecord | None, slice_hash: str | None, at: datetime | None
 ) -> bool:
-    """Upsert the provider, or mark it removed (None); True when it changed."""
+    """Upsert the provider, or mark it removed (None); True when it changed. `at`: the time of the
+    change when it is not now (history imports)."""
     if provider is None:
-        await catalog_writes.remove_provider(conn, provider_id)
+        await catalog_writes.remove_provider(conn, provider_id, at)
         return True
     assert slice_hash is not None
-    old_name, changed = await catalog_writes.upsert_provider(conn, provider, slice_hash)
+    old_name, changed = await catalog_writes.upsert_provider(conn, provider, slice_hash, at)
     if old_name is not None and old_name != provider.name:
         await catalog_writes.rename_provider_in_models(conn, provider_id, provider.name)
     return changed

@@ -42,6 +42,8 @@ CACHE_EVICTIONS = Counter("modelmeta_cache_evictions_total", "Cache keys evicted
 _HIT, _MISS = CACHE_EVENTS.labels("hit"), CACHE_EVENTS.labels("miss")
 ALL = "*"
 CACHED_FOR = "public, max-age=15"
+#: Cache-Control of an answer about a past catalog (`at=`): it never changes.
+IMMUTABLE = "public, max-age=86400, immutable"
 DEFAULT_MAX_BYTES: Final = 128 * 1024 * 1024
 #: What Python spends around a stored body and around a key (objects, dict slots, headers).
 ENTRY_OVERHEAD: Final = 600
@@ -55,13 +57,13 @@ class Representation:
 
     __slots__ = ("body", "etag", "headers", "not_modified")
 
-    def __init__(self, body: bytes, etag: str, version: int, coding: str) -> None:
+    def __init__(self, body: bytes, etag: str, version: int, coding: str, cache_control: str = CACHED_FOR) -> None:
         self.body = body
         self.etag = etag
         self.not_modified = {
             "ETag": etag,
             "X-Catalog-Version": str(version),
-            "Cache-Control": CACHED_FOR,
+            "Cache-Control": cache_control,
             "Vary": "Accept-Encoding",
             "Access-Control-Allow-Origin": "*",
         }
@@ -73,14 +75,30 @@ class Representation:
 class Entry:
     """A cached answer: its representations by coding, the keys it is held under, its size."""
 
-    __slots__ = ("building", "compressible", "digest", "expires", "keys", "reps", "size", "tags", "version")
+    __slots__ = (
+        "building",
+        "cache_control",
+        "compressible",
+        "digest",
+        "expires",
+        "keys",
+        "reps",
+        "size",
+        "tags",
+        "version",
+    )
 
-    def __init__(self, body: bytes, version: int, tags: frozenset[str], expires: float) -> None:
+    def __init__(
+        self, body: bytes, version: int, tags: frozenset[str], expires: float, cache_control: str = CACHED_FOR
+    ) -> None:
         self.digest = hashlib.blake2b(body, digest_size=12).hexdigest()
         self.version = version
+        self.cache_control = cache_control
         self.tags = tags
         self.expires = expires
-        self.reps: dict[str, Representation] = {IDENTITY: Representation(body, f'"{self.digest}"', version, IDENTITY)}
+        self.reps: dict[str, Representation] = {
+            IDENTITY: Representation(body, f'"{self.digest}"', version, IDENTITY, cache_control)
+        }
         self.size = len(body) + ENTRY_OVERHEAD
         self.compressible = len(body) > MIN_SIZE
         self.keys: list[str] = []  # the cache keys it is held under (none: not held)
@@ -137,23 +155,33 @@ class ResponseCache:
         *,
         alias: str | None = None,
         lasting: bool = False,
+        version: int | None = None,
+        immutable: bool = False,
     ) -> Entry:
         """The entry under `key`, built on a miss (once, however many requests ask for it at the
         same time); stored under `alias` too (the request's raw path and query, so that the next
-        identical request is found before its query is parsed)."""
+        identical request is found before its query is parsed). `version`: the catalog version the body
+        is built from when it is not the current one (a past catalog, `at=`); `immutable`: the body never
+        changes (an answer about a past catalog), and Cache-Control says so."""
         entry = self.lookup(key)
         if entry is None:
             pending = self._building.get(key)
             if pending is not None:
                 entry = await asyncio.shield(pending)
             else:
-                entry = await self._build(key, tags, build, lasting)
+                entry = await self._build(key, tags, build, lasting, version, immutable)
         if alias is not None and alias != key and entry.keys:
             self._store(alias, entry)
         return entry
 
     async def _build(
-        self, key: str, tags: frozenset[str], build: Callable[[], Awaitable[bytes]], lasting: bool
+        self,
+        key: str,
+        tags: frozenset[str],
+        build: Callable[[], Awaitable[bytes]],
+        lasting: bool,
+        built_from: int | None = None,
+        immutable: bool = False,
     ) -> Entry:
         _MISS.inc()
         future: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
@@ -162,7 +190,13 @@ class ResponseCache:
         epoch, version = self.epoch, self.version
         try:
             body = await build()
-            entry = Entry(body, version, tags, math.inf if lasting else time.monotonic() + self.ttl)
+            entry = Entry(
+                body,
+                version if built_from is None else built_from,
+                tags,
+                math.inf if lasting else time.monotonic() + self.ttl,
+                IMMUTABLE if immutable else CACHED_FOR,
+            )
         except BaseException as e:
             future.set_exception(e)
             raise
@@ -188,7 +222,7 @@ class ResponseCache:
         try:
             compress, body = COMPRESSORS[coding], entry.body
             packed = await asyncio.to_thread(compress, body) if len(body) > THREADED_SIZE else compress(body)
-            rep = Representation(packed, f'"{entry.digest}-{coding}"', entry.version, coding)
+            rep = Representation(packed, f'"{entry.digest}-{coding}"', entry.version, coding, entry.cache_control)
         except BaseException as e:
             future.set_exception(e)
             raise

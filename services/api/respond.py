@@ -30,6 +30,10 @@ class Cached:
     key: str | None = None
     #: Kept until the catalog changes (not bounded by CACHE_TTL): a whole-catalog document.
     lasting: bool = False
+    #: The catalog version the body is built from when it is not the current one (`at=`, issue 13).
+    version: int | None = None
+    #: The body never changes (an answer about a past catalog): Cache-Control says immutable.
+    immutable: bool = False
 
 
 def json_page(docs: list[str], total: int, next_cursor: str | None) -> bytes:

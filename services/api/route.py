@@ -103,7 +103,15 @@ def endpoint(route: Route) -> Handler:
             plan: Cached = await route.handler(request, **args)
             query = args.get("query")
             key = plan.key or (request.path + "?" + encode(query).decode() if query is not None else request.path)
-            entry = await cache.get_or_build(key, plan.tags, plan.build, alias=request.raw_path, lasting=plan.lasting)
+            entry = await cache.get_or_build(
+                key,
+                plan.tags,
+                plan.build,
+                alias=request.raw_path,
+                lasting=plan.lasting,
+                version=plan.version,
+                immutable=plan.immutable,
+            )
         return await from_cache(request, cache, entry)
 
     async def direct(request: web.Request) -> web.StreamResponse:

@@ -4,6 +4,7 @@ the reads those writes depend on."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from shared.catalog import MODEL_COLUMNS, ProviderRecord
@@ -48,19 +49,22 @@ async def model_raws(conn: Conn, provider_id: str, model_ids: Sequence[str]) -> 
     return {r["model_id"]: r["raw"] for r in rows}
 
 
-async def upsert_provider(conn: Conn, p: ProviderRecord, slice_hash: str) -> tuple[str | None, bool]:
-    """Insert or update a provider; return its previous name (None when new) and whether it changed."""
+async def upsert_provider(
+    conn: Conn, p: ProviderRecord, slice_hash: str, at: datetime | None = None
+) -> tuple[str | None, bool]:
+    """Insert or update a provider; return its previous name (None when new) and whether it changed.
+    `at`: the time of the change when it is not now (history imports)."""
     row = await conn.fetchrow(
         """
         WITH old AS (SELECT name, raw, removed_at FROM providers WHERE id = $1)
-        INSERT INTO providers AS p (id, name, env, npm, api, doc, raw, content_hash)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        INSERT INTO providers AS p (id, name, env, npm, api, doc, raw, content_hash, first_seen_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()), coalesce($9, now()))
         ON CONFLICT (id) DO UPDATE SET
             name = EXCLUDED.name, env = EXCLUDED.env, npm = EXCLUDED.npm, api = EXCLUDED.api,
             doc = EXCLUDED.doc, raw = EXCLUDED.raw, content_hash = EXCLUDED.content_hash,
             removed_at = NULL,
             updated_at = CASE WHEN p.raw IS DISTINCT FROM EXCLUDED.raw OR p.removed_at IS NOT NULL
-                              THEN now() ELSE p.updated_at END
+                              THEN EXCLUDED.updated_at ELSE p.updated_at END
         RETURNING (SELECT name FROM old) AS old_name,
             NOT EXISTS (SELECT 1 FROM old WHERE old.raw = p.raw AND old.removed_at IS NULL) AS changed
         """,
@@ -72,17 +76,19 @@ async def upsert_provider(conn: Conn, p: ProviderRecord, slice_hash: str) -> tup
         p.doc,
         p.raw,
         slice_hash,
+        at,
     )
     assert row is not None
     return row["old_name"], row["changed"]
 
 
-async def remove_provider(conn: Conn, provider_id: str) -> None:
+async def remove_provider(conn: Conn, provider_id: str, at: datetime | None = None) -> None:
     """Mark a provider that left the source as removed (its models are removed separately)."""
     await conn.execute(
-        "UPDATE providers SET removed_at = now(), updated_at = now(), content_hash = '' "
+        "UPDATE providers SET removed_at = coalesce($2, now()), updated_at = coalesce($2, now()), content_hash = '' "
         "WHERE id = $1 AND removed_at IS NULL",
         provider_id,
+        at,
     )
 
 
@@ -91,10 +97,10 @@ async def rename_provider_in_models(conn: Conn, provider_id: str, name: str) -> 
     await conn.execute("UPDATE models SET provider_name = $2 WHERE provider_id = $1", provider_id, name)
 
 
-async def upsert_models(conn: Conn, rows: Iterable[tuple[Any, ...]]) -> int:
+async def upsert_models(conn: Conn, rows: Iterable[tuple[Any, ...]], at: datetime | None = None) -> int:
     """COPY rows (MODEL_COLUMNS order) into a staging table and upsert them; return the count.
 
-    New models get first_seen_at now; existing ones keep it and are listed again if removed.
+    New models get first_seen_at now (or `at`); existing ones keep it and are listed again if removed.
     """
     cols = ", ".join(MODEL_COLUMNS)
     await conn.execute(
@@ -104,25 +110,29 @@ async def upsert_models(conn: Conn, rows: Iterable[tuple[Any, ...]]) -> int:
     await conn.copy_records_to_table("models_staging", records=rows, columns=MODEL_COLUMNS)
     status = await conn.execute(
         f"""
-        INSERT INTO models ({cols}, api_doc)
-        SELECT {cols}, model_api_doc(provider_id, model_id, raw, now(), now(), NULL) FROM models_staging
+        INSERT INTO models ({cols}, first_seen_at, updated_at, api_doc)
+        SELECT {cols}, t.at, t.at, model_api_doc(provider_id, model_id, raw, t.at, t.at, NULL)
+        FROM models_staging, (SELECT coalesce($1::timestamptz, now()) AS at) t
         ON CONFLICT (provider_id, model_id) DO UPDATE SET {_UPDATE_SET},
-            updated_at = now(), removed_at = NULL,
+            updated_at = EXCLUDED.updated_at, removed_at = NULL,
             api_doc = model_api_doc(
-                models.provider_id, models.model_id, EXCLUDED.raw, models.first_seen_at, now(), NULL)
-        """
+                models.provider_id, models.model_id, EXCLUDED.raw, models.first_seen_at, EXCLUDED.updated_at, NULL)
+        """,
+        at,
     )
     return int(status.rsplit(" ", 1)[1])
 
 
-async def remove_models(conn: Conn, provider_id: str, model_ids: Sequence[str]) -> None:
-    """Soft-remove models that left the source: they stay, with removed_at set."""
+async def remove_models(conn: Conn, provider_id: str, model_ids: Sequence[str], at: datetime | None = None) -> None:
+    """Soft-remove models that left the source: they stay, with removed_at set (now, or `at`)."""
     await conn.execute(
-        "UPDATE models SET removed_at = now(), updated_at = now(), "
-        "    api_doc = model_api_doc(provider_id, model_id, raw, first_seen_at, now(), now()) "
+        "UPDATE models SET removed_at = t.at, updated_at = t.at, "
+        "    api_doc = model_api_doc(provider_id, model_id, raw, first_seen_at, t.at, t.at) "
+        "FROM (SELECT coalesce($3::timestamptz, now()) AS at) t "
         "WHERE provider_id = $1 AND model_id = ANY($2::text[]) AND removed_at IS NULL",
         provider_id,
         list(model_ids),
+        at,
     )
 
 
@@ -141,10 +151,13 @@ async def catalog_version(conn: Queryable) -> int:
 CHANGE_COLUMNS = ("run_id", "provider_id", "model_id", "kind", "fields", "catalog_version")
 
 
-async def insert_changes(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Append change-log rows (CHANGE_COLUMNS order)."""
+async def insert_changes(conn: Conn, rows: Sequence[tuple[Any, ...]], at: datetime | None = None) -> None:
+    """Append change-log rows (CHANGE_COLUMNS order), at now or at `at`."""
+    if rows and at is not None:
+        rows = [(*r, at) for r in rows]
     if rows:
-        await conn.copy_records_to_table("model_changes", records=rows, columns=CHANGE_COLUMNS)
+        columns = CHANGE_COLUMNS if at is None else (*CHANGE_COLUMNS, "at")
+        await conn.copy_records_to_table("model_changes", records=rows, columns=columns)
 
 
 async def refresh_statistics_if_stale(conn: Queryable, changed_rows: int) -> bool:
@@ -153,5 +166,5 @@ async def refresh_statistics_if_stale(conn: Queryable, changed_rows: int) -> boo
     listed = await listed_model_count(conn)
     if changed_rows < max(500, listed // 10):
         return False
-    await conn.execute("ANALYZE models")
+    await conn.execute("ANALYZE models, model_versions")  # model_versions: history (issue 13)
     return True

@@ -147,6 +147,19 @@ class Sort(StrEnum):
 # -- query parameters -------------------------------------------------------------------------
 
 
+#: `at=` (the catalog in time, issue 13): the catalog as it stood then. Decoded as text; the one
+#: helper services/api/history.point_in_time reads it as an instant (shared.history.parse_at).
+At = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=64,
+        extra_json_schema={"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]},
+        description="the catalog as it stood then: an RFC 3339 time, or a date (the end of that day, UTC); "
+        "a time in the future answers as now, one before the first data as an empty catalog",
+    ),
+]
+
+
 class Query(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Base of every route's query parameters (a route without any declares Query itself)."""
 
@@ -189,6 +202,7 @@ class _ModelFilters(Paging, kw_only=True):
     ] = []
     sort: Annotated[Sort, msgspec.Meta(description="order (default provider_id, model_id)")] | None = None
     cursor: OpaqueCursor | None = None
+    at: At | None = None
 
 
 _PROVIDERS = msgspec.Meta(description="any of these provider ids")
@@ -223,6 +237,7 @@ class DocumentQuery(msgspec.Struct, kw_only=True):
         list[TypeChoice],
         msgspec.Meta(description="models of these types, or `all`; default chat (a model without `type` is chat)"),
     ] = []
+    at: At | None = None
 
 
 class LiteLLMQuery(DocumentQuery, kw_only=True):
@@ -238,6 +253,14 @@ class CompareQuery(Query, kw_only=True):
     input_tokens: Annotated[TokenCount, msgspec.Meta(description="for a cost estimate")] | None = None
     output_tokens: Annotated[TokenCount, msgspec.Meta(description="for a cost estimate")] | None = None
     cached_tokens: Annotated[TokenCount, msgspec.Meta(description="cached input tokens")] | None = None
+    #: Compare the models as they stood then, at the prices in force then (benchmarks are today's).
+    at: At | None = None
+
+
+class OneModelQuery(Query, kw_only=True):
+    """GET /api/v1/models/{provider_id}/{model_id} (and by bare id)."""
+
+    at: At | None = None
 
 
 class ProvidersQuery(Paging, kw_only=True):
@@ -654,3 +677,11 @@ def benchmark_object(r: Any) -> Benchmark:
         source=r["source"] or None,
         date=r["measured_at"],
     )
+
+
+class PricePeriod(msgspec.Struct, kw_only=True):
+    """An interval in which a model was listed with the same `cost` object (issue 13)."""
+
+    from_: datetime = msgspec.field(name="from")
+    to: datetime | None  # None while it is current
+    cost: dict[str, Any] | None  # the models.dev cost object; None when the model had no price

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from services.api import keys
 from services.api.cache import ALL
+from services.api.history import at_version, point_in_time, reader
 from services.api.respond import Cached, encode
 from shared import compare
 from shared.db import api_reads, scores
@@ -24,11 +25,13 @@ def _tokens(query: CompareQuery) -> compare.Tokens | None:
 
 async def compare_models(request: web.Request, *, query: CompareQuery) -> Cached:
     pool = request.app[keys.POOL]
+    pit = await point_in_time(request, query.at)  # the models and prices then (issue 13)
+    models = reader(request, pit)
     wanted = [(pid, mid) for pid, _, mid in (i.partition("/") for i in query.ids)]
     tokens = _tokens(query)
 
     async def build() -> bytes:
-        rows = {(r["provider_id"], r["model_id"]): r for r in await api_reads.get_models_for_compare(pool, wanted)}
+        rows = {(r["provider_id"], r["model_id"]): r for r in await api_reads.get_models_for_compare(models, wanted)}
         missing = [f"{p}/{m}" for p, m in wanted if (p, m) not in rows]
         if missing:
             raise NotFound(f"no model {', '.join(missing)}")
@@ -44,4 +47,5 @@ async def compare_models(request: web.Request, *, query: CompareQuery) -> Cached
         )
         return encode(comparison)
 
-    return Cached(frozenset(p for p, _ in wanted) | frozenset({ALL}), build)
+    # Benchmarks are today's: an answer about a past catalog is cached as briefly as the current one.
+    return at_version(request, pit, Cached(frozenset(p for p, _ in wanted) | frozenset({ALL}), build), final=False)

@@ -15,8 +15,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from services.api import keys
 from services.api.cache import ALL
+from services.api.history import at_version, point_in_time, reader
 from services.api.respond import Cached
 from shared.db import api_reads
 from shared.exports.litellm import litellm_cost_map_json
@@ -32,10 +32,11 @@ def compact(text: str) -> bytes:
     return msgspec.json.format(text.encode(), indent=-1)
 
 
-def _document(
+async def _document(
     request: web.Request, query: DocumentQuery, default: tuple[str, ...] | None, render: Callable[[str], bytes]
 ) -> Cached:
-    pool = request.app[keys.POOL]
+    pit = await point_in_time(request, query.at)  # the catalog then (issue 13)
+    pool = reader(request, pit)
     providers = sorted(set(query.provider)) or None
     types = types_asked(query.type, default)
 
@@ -44,23 +45,23 @@ def _document(
         return await asyncio.to_thread(render, text)
 
     key = f"{request.path}?provider={','.join(providers or [])}&type={','.join(types or ['all'])}"
-    return Cached(frozenset(providers or {ALL}), build, key=key, lasting=True)
+    return at_version(request, pit, Cached(frozenset(providers or {ALL}), build, key=key, lasting=True))
 
 
 async def api_json(request: web.Request, *, query: DocumentQuery) -> Cached:
     """The catalog as models.dev serves it: chat models unless `type=` asks for others; just the
     providers of `provider=` (an unknown one gives an empty catalog)."""
-    return _document(request, query, CHAT_ONLY, compact)
+    return await _document(request, query, CHAT_ONLY, compact)
 
 
 async def model_schema(request: web.Request, *, query: DocumentQuery) -> Cached:
     """models.dev's `/model-schema.json`: `$defs.Model` enumerates every `provider/model` id of
     the types asked (chat by default, as models.dev's own)."""
     types = types_asked(query.type)
-    return _document(request, query, CHAT_ONLY, lambda text: model_schema_json(_decode.decode(text), types))
+    return await _document(request, query, CHAT_ONLY, lambda text: model_schema_json(_decode.decode(text), types))
 
 
 async def litellm_cost_map(request: web.Request, *, query: LiteLLMQuery) -> Cached:
     """The catalog as a LiteLLM model cost map (for `LITELLM_MODEL_COST_MAP_URL`): every type
     unless `type=` asks for some."""
-    return _document(request, query, None, lambda text: litellm_cost_map_json(_decode.decode(text)))
+    return await _document(request, query, None, lambda text: litellm_cost_map_json(_decode.decode(text)))

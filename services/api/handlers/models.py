@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import asyncpg
 from aiohttp import web
 
 from services.api import keys
 from services.api.cache import ALL
+from services.api.history import PointInTime, at_version, point_in_time, reader
 from services.api.respond import Cached, encode, json_page
-from shared.db import api_reads
+from shared.db import Queryable, api_reads
+from shared.db import history as history_db
 from shared.errors import Ambiguous, NotFound, Redirect
 from shared.listing import ModelQuery, encode_cursor, model_query
 from shared.schemas.api import (
@@ -23,7 +24,9 @@ from shared.schemas.api import (
     HistoryQuery,
     ModelListQuery,
     ModelPath,
+    OneModelQuery,
     Page,
+    PricePeriod,
     Query,
     change_object,
 )
@@ -32,10 +35,11 @@ from shared.schemas.api import (
 RESERVED = frozenset({"compare", "capability", "refresh"})
 
 
-def model_list(request: web.Request, mq: ModelQuery) -> Cached:
-    """A page of models; the total is counted once per filter and catalog version."""
-    pool, cache, totals = request.app[keys.POOL], request.app[keys.CACHE], request.app[keys.TOTALS]
-    filter_key = mq.filter_key().decode()
+def model_list(request: web.Request, mq: ModelQuery, pit: PointInTime | None = None) -> Cached:
+    """A page of models (of the catalog at `pit`, `at=`); the total is counted once per filter and
+    catalog version."""
+    pool, cache, totals = reader(request, pit), request.app[keys.CACHE], request.app[keys.TOTALS]
+    filter_key = mq.filter_key().decode() + (f"@{pit.version}" if pit else "")
 
     async def build() -> bytes:
         version = cache.version
@@ -43,28 +47,31 @@ def model_list(request: web.Request, mq: ModelQuery) -> Cached:
         totals.put(filter_key, version, total)
         return json_page(docs, total, encode_cursor(mq.cursor_kind(), position) if position else None)
 
-    return Cached(frozenset(mq.providers) if mq.providers else frozenset({ALL}), build)
+    plan = Cached(frozenset(mq.providers) if mq.providers else frozenset({ALL}), build)
+    return at_version(request, pit, plan)
 
 
 async def list_models(request: web.Request, *, query: ModelListQuery) -> Cached:
-    return model_list(request, model_query(query))
+    return model_list(request, model_query(query), await point_in_time(request, query.at))
 
 
 async def models_by_capability(request: web.Request, *, query: CapabilityModelsQuery, path: CapabilityPath) -> Cached:
-    return model_list(request, model_query(query, capability=path.capability))
+    pit = await point_in_time(request, query.at)
+    return model_list(request, model_query(query, capability=path.capability), pit)
 
 
-async def get_model(request: web.Request, *, query: Query, path: ModelPath) -> Cached:
-    return _model(request, f"{path.provider_id}/{path.model_id}")
+async def get_model(request: web.Request, *, query: OneModelQuery, path: ModelPath) -> Cached:
+    return _model(request, f"{path.provider_id}/{path.model_id}", await point_in_time(request, query.at))
 
 
-async def get_bare_model(request: web.Request, *, query: Query, path: BareModelPath) -> Cached:
-    return _model(request, path.model_id)
+async def get_bare_model(request: web.Request, *, query: OneModelQuery, path: BareModelPath) -> Cached:
+    return _model(request, path.model_id, await point_in_time(request, query.at))
 
 
-def _model(request: web.Request, model_path: str) -> Cached:
-    """A model by its canonical id; a path whose first segment is no provider is a bare model id."""
-    pool = request.app[keys.POOL]
+def _model(request: web.Request, model_path: str, pit: PointInTime | None) -> Cached:
+    """A model by its canonical id (as it stood at `pit`, `at=`); a path whose first segment is no
+    provider is a bare model id."""
+    pool = reader(request, pit)
     pid, _, mid = model_path.partition("/")
 
     async def build() -> bytes:
@@ -74,10 +81,10 @@ def _model(request: web.Request, model_path: str) -> Cached:
             raise NotFound(f"no model {model_path}")
         return doc.encode()
 
-    return Cached(frozenset({pid}), build)
+    return at_version(request, pit, Cached(frozenset({pid}), build))
 
 
-async def _resolve_bare_id(pool: asyncpg.Pool, model_path: str) -> None:
+async def _resolve_bare_id(pool: Queryable, model_path: str) -> None:
     """Redirect to the one provider's model that has this bare id, or list the several; return
     when the path is canonical (its first segment a provider) or no provider lists it."""
     pid, _, mid = model_path.partition("/")
@@ -108,6 +115,21 @@ async def model_history(request: web.Request, *, query: HistoryQuery, path: Mode
         rows, total, last = await api_reads.model_history(pool, pid, mid, before_seq=query.cursor, limit=query.limit)
         page = Page(data=[change_object(r) for r in rows], total=total, next_cursor=str(last) if last else None)
         return encode(page)
+
+    return Cached(frozenset({pid}), build)
+
+
+async def model_prices(request: web.Request, *, query: Query, path: ModelPath) -> Cached:
+    """A model's price timeline (issue 13): each interval with the same `cost` object, oldest first."""
+    pool = request.app[keys.POOL]
+    pid, mid = path.provider_id, path.model_id
+
+    async def build() -> bytes:
+        rows = await history_db.price_timeline(pool, pid, mid)
+        if not rows:
+            raise NotFound(f"no model {pid}/{mid}")
+        periods = [PricePeriod(from_=r["valid_from"], to=r["valid_to"], cost=r["cost"]) for r in rows]
+        return encode(Page(data=periods, total=len(periods), next_cursor=None))
 
     return Cached(frozenset({pid}), build)
 

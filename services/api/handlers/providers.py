@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
 from services.api import keys
 from services.api.cache import ALL
 from services.api.handlers.models import model_list
+from services.api.history import point_in_time
 from services.api.respond import Cached, json_page
 from shared.db import api_reads
 from shared.errors import NotFound
@@ -40,11 +43,11 @@ async def get_provider(request: web.Request, *, query: Query, path: ProviderPath
 
 async def provider_models(request: web.Request, *, query: ProviderModelsQuery, path: ProviderPath) -> Cached:
     pool, pid = request.app[keys.POOL], path.provider_id
-    models = model_list(request, model_query(query, provider=pid))
+    models = model_list(request, model_query(query, provider=pid), await point_in_time(request, query.at))
 
     async def build() -> bytes:
         if not await api_reads.provider_exists(pool, pid):
             raise NotFound(f"no provider {pid!r}")
         return await models.build()
 
-    return Cached(models.tags, build)
+    return dataclasses.replace(models, build=build)  # with `at=`, keyed by its catalog version
