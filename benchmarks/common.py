@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +20,6 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "data" / "modelsdev"
 ADMIN_DSN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -108,6 +109,48 @@ def now() -> float:
 
 
 BENCH_DIR = ROOT / ".bench"
+
+
+def reference_catalog(name: str = "api-2026-07-02") -> Path:
+    """A real models.dev catalog shipped in the package (shared.embedded), written out as a file
+    for the benchmarks that load it by URL."""
+    from shared.embedded import document
+
+    path = BENCH_DIR / "data" / f"{name}.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(document(name))
+    return path
+
+
+def wrk(url: str, connections: int, seconds: float, threads: int = 2) -> dict[str, float] | None:
+    """Requests per second and latency percentiles from wrk (a load generator that is not the
+    bottleneck); None when wrk is not installed."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        return None
+    out = subprocess.run(
+        [exe, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+    def pct(p: str) -> float:
+        m = re.search(rf"^\s*{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        return float(m[1]) * unit[m[2]] if m else float("nan")
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(rps[1]) if rps else 0.0,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "non_200": float(errors[1]) if errors else 0.0,
+        "errors": float(sum(int(x) for x in socket_errors.groups())) if socket_errors else 0.0,
+    }
 
 
 def write_results(name: str, rows: list[tuple[str, str, str, str]], extra: dict[str, object] | None = None) -> None:

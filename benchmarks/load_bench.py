@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 from benchmarks.api_bench import free_port, load_catalog, wait_up
-from benchmarks.common import REFERENCE, ROOT, bench_env, table, write_results
+from benchmarks.common import ROOT, bench_env, reference_catalog, table, write_results
 from benchmarks.loadgen import run
 
 ROUTES = [
@@ -119,12 +119,11 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--catalog", type=Path, default=REFERENCE / "api-2026-07-02.json")
+    ap.add_argument("--catalog", type=Path, default=None)
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=60.0)
     args = ap.parse_args()
-    if not args.catalog.exists():
-        sys.exit(f"{args.catalog} not found (the reference folder ../shared is absent)")
+    args.catalog = args.catalog or reference_catalog()
     asyncio.run(main_async(args))
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
-    REFERENCE,
     bench_env,
     copy_floor,
+    reference_catalog,
     table,
     timed_refresh,
     worker_processes,
@@ -52,12 +52,11 @@ async def pipeline(path: Path, processes: int, threads: int) -> tuple[float, flo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--catalog", type=Path, default=REFERENCE / "api-2026-07-02.json")
+    ap.add_argument("--catalog", type=Path, default=None)
     ap.add_argument("--processes", type=int, default=1)
     ap.add_argument("--threads", type=int, default=8)
     args = ap.parse_args()
-    if not args.catalog.exists():
-        sys.exit(f"{args.catalog} not found (the reference folder ../shared is absent)")
+    args.catalog = args.catalog or reference_catalog()
     floor_s, floor_n = asyncio.run(copy_floor(args.catalog))
     full_s, nochange_s, n = asyncio.run(pipeline(args.catalog, args.processes, args.threads))
     assert n == floor_n, (n, floor_n)
