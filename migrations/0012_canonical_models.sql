@@ -1,0 +1,116 @@
+-- Canonical models (models.dev's /models.json): the models behind the providers' offerings, each
+-- with its card (name, family, dates, modalities, limits, license, links, weights, benchmark
+-- results). Stored with the upstream object exactly (`raw`, its `id` included), diffed by content
+-- hash, soft-removed, versioned like models (the catalog in time), and their changes are in the
+-- change log under the pseudo-provider `@models` (model_id = the canonical id), so that a changed
+-- benchmark score is a field-level change in the feed and the webhooks.
+CREATE TABLE canonical_models (
+    id             text PRIMARY KEY,           -- 'alibaba/qwen3-32b', as the upstream keys it
+    raw            jsonb NOT NULL,             -- the card exactly as received
+    content_hash   text NOT NULL,              -- sha256 of the canonical JSON of raw
+    name           text GENERATED ALWAYS AS (coalesce(jsonb_as_text(raw -> 'name'), '')) STORED,
+    family         text GENERATED ALWAYS AS (jsonb_as_text(raw -> 'family')) STORED,
+    -- the last path segment of the id, lower-cased: what an offering's id is matched on (inferred links)
+    segment        text GENERATED ALWAYS AS (lower(regexp_replace(id, '^.*/', ''))) STORED,
+    has_benchmarks boolean GENERATED ALWAYS AS (
+        CASE WHEN jsonb_typeof(raw -> 'benchmarks') = 'array' THEN jsonb_array_length(raw -> 'benchmarks') > 0
+             ELSE false END) STORED,
+    first_seen_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    removed_at     timestamptz
+);
+CREATE INDEX canonical_models_segment_idx ON canonical_models (segment) WHERE removed_at IS NULL;
+CREATE INDEX canonical_models_family_idx ON canonical_models (family);
+CREATE INDEX canonical_models_search_idx ON canonical_models
+    USING gin (lower(id || ' ' || coalesce(jsonb_as_text(raw -> 'name'), '') || ' '
+                     || coalesce(jsonb_as_text(raw -> 'family'), '')) gin_trgm_ops);
+
+-- Every version of each card with the interval in which it was current (migration 0009's shape).
+CREATE TABLE canonical_model_versions (
+    id            text NOT NULL,
+    valid_from    timestamptz NOT NULL,
+    valid_to      timestamptz,
+    removed_at    timestamptz CHECK (removed_at = valid_from),
+    first_seen_at timestamptz NOT NULL,
+    raw           jsonb NOT NULL,
+    PRIMARY KEY (id, valid_from),
+    CHECK (valid_to IS NULL OR valid_to > valid_from)
+);
+
+-- The benchmark results of the cards, one row per entry of a card's `benchmarks` (in its order),
+-- rebuilt from raw for every card a sync writes: what model lists sort and filter on.
+CREATE TABLE canonical_benchmarks (
+    canonical_id text NOT NULL REFERENCES canonical_models (id) ON DELETE CASCADE,
+    ordinal      integer NOT NULL,
+    benchmark    text NOT NULL,
+    score        double precision,
+    metric       text NOT NULL DEFAULT '',
+    source       text NOT NULL DEFAULT '',
+    measured_at  date,
+    result       jsonb NOT NULL,               -- the entry as the card holds it (harness, variant, ...)
+    PRIMARY KEY (canonical_id, ordinal)
+);
+CREATE INDEX canonical_benchmarks_name_idx ON canonical_benchmarks (lower(benchmark), canonical_id);
+
+-- A date of an upstream text, NULL unless it is a valid YYYY-MM-DD.
+CREATE FUNCTION jsonb_as_date(j jsonb) RETURNS date LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF jsonb_typeof(j) = 'string' AND (j #>> '{}') ~ '^\d{4}-\d{2}-\d{2}$' THEN
+        RETURN (j #>> '{}')::date;
+    END IF;
+    RETURN NULL;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END $$;
+
+-- Each offering's link to its canonical model: `upstream` when its object names one (the first of
+-- canonical_id, canonical_model_id, base_model present as a text), `inferred` when the last path
+-- segment of its id equals exactly one listed canonical model's, case-insensitively.
+ALTER TABLE models ADD COLUMN canonical_id text, ADD COLUMN canonical_link text
+    CHECK (canonical_link IN ('upstream', 'inferred'));
+CREATE INDEX models_canonical_idx ON models (canonical_id) WHERE canonical_id IS NOT NULL;
+
+CREATE FUNCTION model_upstream_canonical(p_raw jsonb) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT nullif(coalesce(jsonb_as_text(p_raw -> 'canonical_id'), jsonb_as_text(p_raw -> 'canonical_model_id'),
+                           jsonb_as_text(p_raw -> 'base_model')), '')
+$$;
+
+-- The API's model object with its link (migration 0003's, plus canonical_id and canonical_link when linked).
+CREATE FUNCTION model_api_doc(
+    p_provider_id text, p_model_id text, p_raw jsonb,
+    p_first_seen_at timestamptz, p_updated_at timestamptz, p_removed_at timestamptz,
+    p_canonical_id text, p_canonical_link text
+) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT (p_raw
+        || CASE WHEN p_raw ? 'id' AND p_raw->'id' IS DISTINCT FROM to_jsonb(p_model_id)
+                THEN jsonb_build_object('source_id', p_raw->'id') ELSE '{}'::jsonb END
+        || CASE WHEN p_canonical_id IS NOT NULL
+                THEN jsonb_build_object('canonical_id', p_canonical_id, 'canonical_link', p_canonical_link)
+                ELSE '{}'::jsonb END
+        || jsonb_build_object(
+            'id', p_provider_id || '/' || p_model_id,
+            'provider_id', p_provider_id,
+            'model_id', p_model_id,
+            'first_seen_at', api_time(p_first_seen_at),
+            'updated_at', api_time(p_updated_at),
+            'removed_at', api_time(p_removed_at)))::text
+$$;
+
+-- The one-row state of the canonical set: the hash of the models document last synced ('' when
+-- none is stored), so that a refresh whose models document is unchanged skips it.
+CREATE TABLE canonical_state (
+    id           boolean PRIMARY KEY DEFAULT true CHECK (id),
+    content_hash text NOT NULL DEFAULT ''
+);
+INSERT INTO canonical_state DEFAULT VALUES;
+
+-- Every benchmark result of each offering: the imported ones and its linked card's.
+CREATE VIEW model_benchmark_results AS
+SELECT b.provider_id, b.model_id, b.benchmark, b.score, b.metric, b.source, b.measured_at,
+       'import'::text AS origin, NULL::text AS canonical_id, 0 AS ordinal, NULL::jsonb AS result
+FROM model_benchmarks b
+UNION ALL
+SELECT m.provider_id, m.model_id, c.benchmark, c.score, c.metric, c.source, c.measured_at,
+       'models.dev'::text, c.canonical_id, c.ordinal, c.result
+FROM models m JOIN canonical_benchmarks c ON c.canonical_id = m.canonical_id
+WHERE c.score IS NOT NULL;
