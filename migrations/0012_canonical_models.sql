@@ -114,3 +114,21 @@ SELECT m.provider_id, m.model_id, c.benchmark, c.score, c.metric, c.source, c.me
        'models.dev'::text, c.canonical_id, c.ordinal, c.result
 FROM models m JOIN canonical_benchmarks c ON c.canonical_id = m.canonical_id
 WHERE c.score IS NOT NULL;
+
+-- The link of an offering (its model id and upstream object) as the rules above give it.
+CREATE FUNCTION model_canonical_link(p_model_id text, p_raw jsonb, OUT canonical_id text, OUT canonical_link text)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce(u.cid, i.cid),
+           CASE WHEN u.cid IS NOT NULL THEN 'upstream' WHEN i.cid IS NOT NULL THEN 'inferred' END
+    FROM (SELECT model_upstream_canonical(p_raw) AS cid) u
+    LEFT JOIN LATERAL (
+        SELECT min(c.id) AS cid FROM canonical_models c
+        WHERE c.removed_at IS NULL AND c.segment = lower(regexp_replace(p_model_id, '^.*/', ''))
+        HAVING count(*) = 1
+    ) i ON u.cid IS NULL
+$$;
+
+-- Where the models document last synced came from and its ETag: a conditional GET asks for it again.
+ALTER TABLE canonical_state ADD COLUMN source_url text, ADD COLUMN etag text;
+-- The models document a run loaded beside the catalog (synced by its `@models` provider-run).
+ALTER TABLE refresh_runs ADD COLUMN models_url text, ADD COLUMN models_etag text;

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -147,6 +147,27 @@ def decode_changed_models(
     except (msgspec.DecodeError, RecursionError) as e:
         raise MalformedDocument(f"provider {provider_id!r}: {e}") from None
     return provider, models, kept
+
+
+class Hashed(Protocol):
+    """A decoded upstream object with the hash of its canonical JSON."""
+
+    @property
+    def content_hash(self) -> str: ...
+
+
+def diff_states(
+    states: Mapping[str, tuple[str, bool, str | None]], incoming: Mapping[str, Hashed], kept: Sequence[str] = ()
+) -> tuple[list[str], list[str], list[str]]:
+    """(added, updated, removed) ids, from the stored (content_hash, listed, _) by id, the decoded
+    objects of the source and the ids of its objects known unchanged (`kept`, listed)."""
+    added = [key for key in incoming if key not in states or not states[key][1]]
+    updated = [
+        key for key, rec in incoming.items() if key in states and states[key][1] and states[key][0] != rec.content_hash
+    ]
+    present = set(kept)
+    removed = [key for key, (_, listed, _) in states.items() if listed and key not in incoming and key not in present]
+    return added, updated, removed
 
 
 def model_row(provider_id: str, provider_name: str, rec: ModelRecord) -> tuple[Any, ...]:

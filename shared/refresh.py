@@ -18,24 +18,32 @@ import msgspec
 import structlog
 
 from shared import events
+from shared.canonical import CANONICAL_PROVIDER, card_segment, decode_cards, models_document_hash, parse_models_document
 from shared.catalog import (
     ModelRecord,
     ProviderRecord,
     decode_changed_models,
+    diff_states,
     field_changes,
     model_row,
     parse_document,
     sha256_hex,
 )
 from shared.config import Settings
-from shared.db import Conn, catalog_writes, runs
+from shared.db import Conn, canonical_writes, catalog_writes, runs
 from shared.db import history as history_db
-from shared.embedded import EMBEDDED_URL, embedded_catalog
+from shared.embedded import EMBEDDED_MODELS, EMBEDDED_MODELS_URL, EMBEDDED_URL, document, embedded_catalog
 from shared.enums import ChangeKind, ProviderRunStatus, RunStatus, SourceKind, SyncStatus, Trigger
 from shared.errors import IntegrityGuardTripped, MalformedDocument, UpstreamError, UpstreamUnavailable
 from shared.metrics import INVALIDATIONS, PROVIDER_FAILURES, PROVIDER_SYNCS, REFRESH_DURATION
 from shared.resources import RefreshContext
-from shared.sources import Fetched, ModelmetaSource, document_request_url, parse_provider_listing
+from shared.sources import (
+    Fetched,
+    ModelmetaSource,
+    document_request_url,
+    models_document_url,
+    parse_provider_listing,
+)
 from shared.webhooks.outbox import enqueue_deliveries
 
 log = structlog.get_logger(__name__)
@@ -58,6 +66,8 @@ class SyncOutcome:
     last_provider: bool = False
     #: The run's final status, when this call closed it.
     run_closed: RunStatus | None = None
+    #: The providers whose cached answers this sync made stale, when not just its own.
+    invalidate: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +77,25 @@ class _Loaded:
     fetched: Fetched
     kind: SourceKind
     fallback_reason: str | None = None
+    #: The source is what the last good run loaded (sha256), and only its models document is new.
+    unchanged_sha256: str | None = None
     #: sha256 of the body (None when not modified).
     digest: str | None = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         body = self.fetched.body
         object.__setattr__(self, "digest", sha256_hex(body) if body is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cards:
+    """What a run does with the models document: sync it (`work`, with where it came from), or
+    record that it could not be read (`error`)."""
+
+    work: ProviderWork | None = None
+    url: str | None = None
+    etag: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +163,20 @@ async def plan_refresh(ctx: RefreshContext, run_id: int, *, document: Fetched | 
         if document is not None
         else await _load(ctx, run_id, kind, url, etag=etag, catalog_empty=catalog_empty)
     )
-    if loaded is None or await _finish_if_unchanged(ctx, run_id, loaded, good_sha256):
+    if loaded is None:
         return []
-    parsed = await _parse(ctx, run_id, loaded)
+    # The models document (canonical models) of a whole-catalog run from the source, not of an import.
+    cards = None if document is not None or run["scope"] is not None else await _load_cards(ctx, run_id, loaded)
+    if cards is None and await _finish_if_unchanged(ctx, run_id, loaded, good_sha256):
+        return []
+    if loaded.fetched.body is None or loaded.digest == good_sha256:  # only the models document is new
+        parsed: _Parsed | None = _Parsed({}, {}, 0)
+        loaded = dataclasses.replace(loaded, unchanged_sha256=good_sha256)
+    else:
+        parsed = await _parse(ctx, run_id, loaded)
     if parsed is None:
         return []
-    return await _record_plan(ctx, run_id, loaded, parsed, scope=run["scope"], force=run["force"])
+    return await _record_plan(ctx, run_id, loaded, parsed, cards, scope=run["scope"], force=run["force"])
 
 
 async def _load(
@@ -174,6 +205,37 @@ async def _load(
     log.warning("plan_failed", run_id=run_id, error=str(error))
     await fail_run(ctx.pool, run_id, str(error))
     return None
+
+
+async def _load_cards(ctx: RefreshContext, run_id: int, loaded: _Loaded) -> _Cards | None:
+    """Fetch the models document beside the catalog (models.dev's `/models.json`, or another
+    modelmeta's canonical models), conditionally; None when there is nothing to sync: it is
+    unchanged, or the upstream has none and none is stored. A 404 is not an error."""
+    async with ctx.pool.acquire() as conn:
+        stored, stored_url, stored_etag = await canonical_writes.stored_source(conn)
+        run = await runs.get_run(conn, run_id)
+    force = run is not None and run["force"]
+    try:
+        if loaded.fetched.url == EMBEDDED_URL:
+            fetched = Fetched(EMBEDDED_MODELS_URL, document(EMBEDDED_MODELS), None)
+        elif loaded.kind == SourceKind.MODELMETA:
+            fetched = await ModelmetaSource(ctx.fetcher, ctx.settings.modelsdev_url).canonical_models()
+        else:
+            url = models_document_url(loaded.fetched.url)
+            etag = stored_etag if stored and stored_url == url and not force else None
+            fetched = await ctx.fetcher.get(url, etag=etag, missing_ok=True)
+    except UpstreamError as e:
+        log.warning("models_document_failed", run_id=run_id, error=str(e))
+        return _Cards(error=f"the models document could not be read: {e}")
+    if fetched.missing:
+        log.info("models_document_absent", run_id=run_id, url=fetched.url, stored=bool(stored))
+        return _Cards(work=(CANONICAL_PROVIDER, None, None), url=fetched.url) if stored else None
+    if fetched.body is None:  # 304
+        return None
+    digest = models_document_hash(fetched.body)
+    if digest == stored and not force:
+        return None
+    return _Cards(work=(CANONICAL_PROVIDER, fetched.body, digest), url=fetched.url, etag=fetched.etag)
 
 
 def _embedded(reason: str) -> _Loaded:
@@ -248,9 +310,19 @@ async def _integrity_guard(conn: Conn, model_count: int) -> IntegrityGuardTrippe
 
 
 async def _record_plan(
-    ctx: RefreshContext, run_id: int, loaded: _Loaded, parsed: _Parsed, *, scope: list[str] | None, force: bool
+    ctx: RefreshContext,
+    run_id: int,
+    loaded: _Loaded,
+    parsed: _Parsed,
+    cards: _Cards | None,
+    *,
+    scope: list[str] | None,
+    force: bool,
 ) -> list[str]:
-    """In one transaction: the guard, the snapshot and one provider-run per provider to sync."""
+    """In one transaction: the guard, the snapshot and one provider-run per provider to sync (and
+    one for the models document, `@models`, when it is to be synced or could not be read)."""
+    if loaded.unchanged_sha256 is not None:
+        return await _record_cards_plan(ctx, run_id, loaded, cards)
     fetched, digest = loaded.fetched, loaded.digest
     assert fetched.body is not None
     assert digest is not None
@@ -267,19 +339,10 @@ async def _record_plan(
         snapshot_id = await runs.store_snapshot(
             conn, sha256=digest, source_url=fetched.url, etag=fetched.etag, body=fetched.body
         )
-        await runs.fan_out(
-            conn,
-            run_id,
-            todo,
-            snapshot_id=snapshot_id,
-            source_url=fetched.url,
-            source_kind=loaded.kind,
-            etag=fetched.etag,
-            sha256=digest,
-            fallback_reason=loaded.fallback_reason,
-        )
-        if not todo:
-            await runs.finish_run(conn, run_id, RunStatus.UNCHANGED)
+        todo, pending = await _fan_out(conn, run_id, loaded, todo, cards, snapshot_id=snapshot_id, sha256=digest)
+    if pending == 0 and todo:  # only the models document, which could not be read: the run ends here
+        await close_run(ctx, run_id)
+        return []
     log.info(
         "run_planned",
         run_id=run_id,
@@ -289,7 +352,58 @@ async def _record_plan(
         kind=loaded.kind,
         fallback=loaded.fallback_reason,
     )
-    return [pid for pid, _, _ in todo]
+    return [pid for pid, _, _ in todo if cards is None or cards.error is None or pid != CANONICAL_PROVIDER]
+
+
+async def _record_cards_plan(ctx: RefreshContext, run_id: int, loaded: _Loaded, cards: _Cards | None) -> list[str]:
+    """The plan of a run whose catalog is what the last good run loaded and whose models document
+    is new (or could not be read): the `@models` provider-run only, and the last run's source."""
+    assert cards is not None
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        _, pending = await _fan_out(conn, run_id, loaded, [], cards, snapshot_id=None, sha256=loaded.unchanged_sha256)
+    log.info("run_planned", run_id=run_id, providers=0, models_document=cards.error or "changed")
+    if pending == 0:
+        await close_run(ctx, run_id)
+        return []
+    return [CANONICAL_PROVIDER]
+
+
+async def _fan_out(
+    conn: Conn,
+    run_id: int,
+    loaded: _Loaded,
+    todo: list[ProviderWork],
+    cards: _Cards | None,
+    *,
+    snapshot_id: int | None,
+    sha256: str | None,
+) -> tuple[list[ProviderWork], int]:
+    """Record the provider-runs (the models document's last) and the run's source; a models document
+    that could not be read is a failed provider-run from the start. Returns the provider-runs and
+    how many are pending; with none at all, the run is unchanged."""
+    if cards is not None:
+        todo = [*todo, cards.work or (CANONICAL_PROVIDER, None, "")]
+        await canonical_writes.record_run_models_source(conn, run_id, cards.url or "", cards.etag)
+    fetched = loaded.fetched
+    await runs.fan_out(
+        conn,
+        run_id,
+        todo,
+        snapshot_id=snapshot_id,
+        source_url=fetched.url,
+        source_kind=loaded.kind,
+        etag=fetched.etag,
+        sha256=sha256,
+        fallback_reason=loaded.fallback_reason,
+    )
+    pending = len(todo)
+    if cards is not None and cards.error is not None:
+        pending = await runs.complete_provider_run(
+            conn, run_id, CANONICAL_PROVIDER, status=ProviderRunStatus.FAILED, duration_ms=0, error=cards.error
+        )
+    if not todo:
+        await runs.finish_run(conn, run_id, RunStatus.UNCHANGED)
+    return todo, pending
 
 
 async def sync_provider(ctx: RefreshContext, run_id: int, provider_id: str) -> SyncOutcome:
@@ -306,7 +420,11 @@ async def sync_provider(ctx: RefreshContext, run_id: int, provider_id: str) -> S
             await runs.lock_provider_for_sync(conn, provider_id)
             slice_, slice_hash = fetched or (pr["slice"], pr["slice_hash"])
             try:
-                outcome = await _apply_slice(conn, run_id, provider_id, slice_, slice_hash, started)
+                if provider_id == CANONICAL_PROVIDER:
+                    outcome = await _apply_cards(conn, run_id, slice_, slice_hash, started)
+                else:
+                    await canonical_writes.hold_links_shared(conn)
+                    outcome = await _apply_slice(conn, run_id, provider_id, slice_, slice_hash, started)
             except MalformedDocument as e:
                 # Bad data does not get better on retry: fail this provider, keep the others.
                 log.warning("provider_malformed", run_id=run_id, provider_id=provider_id, error=str(e))
@@ -325,6 +443,8 @@ async def sync_provider(ctx: RefreshContext, run_id: int, provider_id: str) -> S
 async def _fetch_provider_models(ctx: RefreshContext, run_id: int, provider_id: str) -> tuple[bytes, str] | None:
     """With another modelmeta as the source: this provider's object with its models, and its
     hash. None for a document source (the slice is stored with the provider-run)."""
+    if provider_id == CANONICAL_PROVIDER:  # the models document was read whole by plan_refresh
+        return None
     pending = await runs.peek_provider_run(ctx.pool, run_id, provider_id)
     if pending is None or pending["source_kind"] != SourceKind.MODELMETA or pending["slice_hash"] is None:
         return None
@@ -357,7 +477,7 @@ async def _apply_slice(
         provider, incoming, kept = decode_changed_models(
             provider_id, slice_, lambda mid, digest: mid in states and states[mid][1] and states[mid][2] == digest
         )
-    added, updated, removed = _diff(states, incoming, kept)
+    added, updated, removed = diff_states(states, incoming, kept)
     provider_changed = await _write_provider(conn, provider_id, provider, slice_hash, changes_at)
     old_raws = await _write_models(conn, provider_id, provider, incoming, (added, updated, removed), changes_at)
     version = None
@@ -391,6 +511,62 @@ async def _apply_slice(
     )
 
 
+async def _apply_cards(
+    conn: Conn, run_id: int, document_body: bytes | None, digest: str | None, started: float
+) -> SyncOutcome:
+    """Write the models document (None: the upstream has none any more) like a provider's slice:
+    cards added, updated and removed, their change log (as `@models`), versions and benchmark rows,
+    and the links of the offerings whose inferred card came or went; mark the provider-run done."""
+    await canonical_writes.hold_links_exclusive(conn)
+    incoming = decode_cards(parse_models_document(document_body)) if document_body is not None else {}
+    if document_body is not None and not incoming:
+        raise MalformedDocument("the models document lists no models")
+    states = await canonical_writes.card_states(conn)
+    added, updated, removed = diff_states(states, incoming)
+    version = None
+    relinked: list[str] = []
+    if added or updated or removed:
+        version = await catalog_writes.bump_catalog_version(conn)
+        at = await history_db.stamp_version(conn, version, await history_db.run_changes_at(conn, run_id))
+        old_raws = await canonical_writes.card_raws(conn, updated) if updated else {}
+        await canonical_writes.upsert_cards(conn, [incoming[cid] for cid in added + updated], at)
+        await canonical_writes.remove_cards(conn, removed, at)
+        changes: list[tuple[Any, ...]] = [
+            (run_id, CANONICAL_PROVIDER, cid, ChangeKind.ADDED, None, version) for cid in added
+        ]
+        changes.extend(
+            (run_id, CANONICAL_PROVIDER, cid, ChangeKind.UPDATED, field_changes(old_raws[cid], raw), version)
+            for cid, raw in ((cid, incoming[cid].raw) for cid in updated)
+        )
+        changes.extend((run_id, CANONICAL_PROVIDER, cid, ChangeKind.REMOVED, None, version) for cid in removed)
+        await catalog_writes.insert_changes(conn, changes, at)
+        await canonical_writes.record_card_versions(conn, at, incoming, added + updated, removed)
+        relinked = await canonical_writes.relink_models(conn, [card_segment(cid) for cid in added + removed])
+    url, etag = await canonical_writes.run_models_source(conn, run_id)
+    await canonical_writes.set_stored_source(conn, digest or "", url, etag)
+    pending = await runs.complete_provider_run(
+        conn,
+        run_id,
+        CANONICAL_PROVIDER,
+        status=ProviderRunStatus.SUCCEEDED,
+        counts=(len(added), len(updated), len(removed), len(incoming) - len(added) - len(updated)),
+        duration_ms=_ms_since(started),
+    )
+    # The offerings' benchmark results and links follow the cards: every provider's entries go.
+    invalidate = (CANONICAL_PROVIDER, *await catalog_writes.provider_ids(conn)) if version is not None else ()
+    log.info("models_document_synced", run_id=run_id, cards=len(incoming), relinked=len(relinked))
+    return SyncOutcome(
+        SyncStatus.SUCCEEDED,
+        len(added),
+        len(updated),
+        len(removed),
+        len(incoming) - len(added) - len(updated),
+        version,
+        last_provider=pending == 0,
+        invalidate=invalidate,
+    )
+
+
 async def _write_models(
     conn: Conn,
     provider_id: str,
@@ -412,20 +588,6 @@ async def _write_models(
     return old_raws
 
 
-def _diff(
-    states: Mapping[str, tuple[str, bool, str | None]], incoming: Mapping[str, ModelRecord], kept: Sequence[str] = ()
-) -> tuple[list[str], list[str], list[str]]:
-    """(added, updated, removed) model ids, from the stored (content_hash, listed, _), the decoded
-    models of the slice and the ids of its models known unchanged (`kept`, listed)."""
-    added = [mid for mid in incoming if mid not in states or not states[mid][1]]
-    updated = [
-        mid for mid, rec in incoming.items() if mid in states and states[mid][1] and states[mid][0] != rec.content_hash
-    ]
-    present = set(kept)
-    removed = [mid for mid, (_, listed, _) in states.items() if listed and mid not in incoming and mid not in present]
-    return added, updated, removed
-
-
 async def _write_provider(
     conn: Conn, provider_id: str, provider: ProviderRecord | None, slice_hash: str | None, at: datetime | None
 ) -> bool:
@@ -444,7 +606,7 @@ async def _write_provider(
 async def _after_commit(ctx: RefreshContext, run_id: int, provider_id: str, outcome: SyncOutcome) -> SyncOutcome:
     PROVIDER_SYNCS.labels(outcome.status).inc()
     if outcome.catalog_version is not None:
-        await publish_invalidation(ctx, outcome.catalog_version, [provider_id], run_id)
+        await publish_invalidation(ctx, outcome.catalog_version, list(outcome.invalidate or (provider_id,)), run_id)
     log.info(
         "provider_synced",
         run_id=run_id,

@@ -15,6 +15,7 @@ import aiohttp
 import msgspec
 import structlog
 
+from shared.canonical import UPSTREAM_LINK_FIELDS
 from shared.errors import DocumentTooLarge, MalformedDocument, RateLimited, UpstreamRejected, UpstreamUnavailable
 from shared.metrics import UPSTREAM_RESPONSES
 from shared.ratelimit import RateLimiter
@@ -25,12 +26,13 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """An upstream answer: body None means 304 Not Modified."""
+    """An upstream answer: body None means 304 Not Modified (or, with `missing`, 404)."""
 
     url: str
     body: bytes | None
     etag: str | None
     catalog_version: str | None = None  # X-Catalog-Version, when the upstream is a modelmeta
+    missing: bool = False  # the upstream has no such document (asked with missing_ok)
 
 
 def parse_retry_after(value: str | None, default: float = 1.0) -> float:
@@ -59,6 +61,17 @@ def document_request_url(url: str) -> str:
     return urlunsplit(parts._replace(query=f"{parts.query}&type=all" if parts.query else "type=all"))
 
 
+def models_document_url(url: str) -> str:
+    """Where models.dev's `/models.json` is beside a catalog document at `url`: the same host and
+    folder, the file name's leading `api` made `models` (`api.json` -> `models.json`,
+    `api-2026-07-02.json` -> `models-2026-07-02.json`), or `models.json` when the name has none.
+    The query (`type=all`) is not the models document's."""
+    parts = urlsplit(url)
+    folder, _, name = parts.path.rpartition("/")
+    sibling = "models" + name[3:] if name.startswith("api") and name.endswith(".json") else "models.json"
+    return urlunsplit(parts._replace(path=f"{folder}/{sibling}", query="", fragment=""))
+
+
 class HttpFetcher:
     """GETs through the rate limiter with timeouts, a size cap, retries on 5xx and 429."""
 
@@ -79,10 +92,11 @@ class HttpFetcher:
         self.attempts = attempts
         self.token = token
 
-    async def get(self, url: str, *, etag: str | None = None) -> Fetched:
-        """Fetch url; Fetched.body is None when the upstream says it has not changed."""
+    async def get(self, url: str, *, etag: str | None = None, missing_ok: bool = False) -> Fetched:
+        """Fetch url; Fetched.body is None when the upstream says it has not changed, or (with
+        `missing_ok`) when it has no such document (404, or no such file): Fetched.missing."""
         if url.startswith("file://"):
-            return await asyncio.to_thread(self._read_file, url)
+            return await asyncio.to_thread(self._read_file, url, missing_ok)
         host = urlsplit(url).netloc
         headers = {"Accept": "application/json"}
         if etag:
@@ -113,6 +127,8 @@ class HttpFetcher:
                         continue
                     if resp.status >= 500:
                         last_error = f"HTTP {resp.status}"
+                    elif resp.status == 404 and missing_ok:
+                        return Fetched(url, None, None, missing=True)
                     else:
                         raise UpstreamRejected(f"{url} answered HTTP {resp.status}")
             except (aiohttp.ClientError, TimeoutError) as e:
@@ -135,7 +151,7 @@ class HttpFetcher:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _read_file(self, url: str) -> Fetched:
+    def _read_file(self, url: str, missing_ok: bool) -> Fetched:
         path = Path(unquote(urlsplit(url).path))
         try:
             size = path.stat().st_size
@@ -143,6 +159,8 @@ class HttpFetcher:
                 raise DocumentTooLarge(f"{url}: {size} bytes is over {self.max_bytes}")
             return Fetched(url, path.read_bytes(), None)
         except OSError as e:
+            if missing_ok and isinstance(e, FileNotFoundError):
+                return Fetched(url, None, None, missing=True)
             raise UpstreamUnavailable(f"{url}: {e.strerror or e}") from None
 
 
@@ -150,6 +168,8 @@ class HttpFetcher:
 
 #: Fields a modelmeta adds to the upstream objects it serves; a mirror strips them again.
 _MODEL_ADDED = frozenset({"id", "source_id", "provider_id", "model_id", "first_seen_at", "updated_at", "removed_at"})
+#: ... and to the canonical models (cards) it serves.
+_CARD_ADDED = frozenset({"content_hash", "first_seen_at", "updated_at", "removed_at", "offerings"})
 _PROVIDER_ADDED = frozenset({"model_count", "content_hash", "first_seen_at", "updated_at", "removed_at"})
 
 
@@ -217,9 +237,18 @@ def parse_provider_listing(body: bytes) -> ProviderListing:
 
 
 def upstream_model(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(model_id, the models.dev object) from a model object another modelmeta served."""
+    """(model_id, the models.dev object) from a model object another modelmeta served.
+
+    Its link to a canonical model is the other modelmeta's (the mirror computes its own): an
+    `inferred` link's `canonical_id` was added; an `upstream` one came from the object itself
+    when no other field named the model (migration 0012's order of fields)."""
     model_id = obj["model_id"]
-    raw = {k: v for k, v in obj.items() if k not in _MODEL_ADDED}
+    raw = {k: v for k, v in obj.items() if k not in _MODEL_ADDED and k != "canonical_link"}
+    link = obj.get("canonical_link")
+    if link == "inferred" or (
+        link == "upstream" and any(raw.get(f) == raw.get("canonical_id") for f in UPSTREAM_LINK_FIELDS[1:])
+    ):
+        raw.pop("canonical_id", None)
     raw["id"] = obj.get("source_id", model_id)
     return model_id, raw
 
@@ -282,6 +311,36 @@ class ModelmetaSource:
             log.info("upstream_moved_while_paging", provider_id=provider_id)
             expected_hash = current
         raise UpstreamUnavailable(f"provider {provider_id!r}: the upstream kept changing while it was read")
+
+    async def canonical_models(self) -> Fetched:
+        """The other modelmeta's canonical models, page by page, as a models.dev `/models.json`
+        (Fetched.missing when it serves none: an older modelmeta). Read again when the upstream
+        refreshed between the pages."""
+        for _ in range(self.attempts):
+            cards: dict[str, Any] = {}
+            cursor: str | None = None
+            versions: set[str | None] = set()
+            while True:
+                query = {"limit": str(self.page_size), **({"cursor": cursor} if cursor else {})}
+                url = f"{self.base}/api/v1/canonical-models?{urlencode(query)}"
+                page = await self.fetcher.get(url, missing_ok=True)
+                if page.missing:
+                    return page
+                assert page.body is not None
+                versions.add(page.catalog_version)
+                try:
+                    decoded = msgspec.json.decode(page.body, type=_ModelPage)
+                    for obj in decoded.data:
+                        cards[obj["id"]] = {k: v for k, v in obj.items() if k not in _CARD_ADDED}
+                except (msgspec.DecodeError, KeyError, RecursionError) as e:
+                    raise MalformedDocument(f"not a modelmeta canonical-model page: {e}") from None
+                cursor = decoded.next_cursor
+                if cursor is None:
+                    break
+            if len(versions) == 1:
+                return Fetched(f"{self.base}/api/v1/canonical-models", msgspec.json.encode(cards), None)
+            log.info("upstream_moved_while_paging", what="canonical-models")
+        raise UpstreamUnavailable("canonical models: the upstream kept changing while they were read")
 
     def _provider_url(self, provider_id: str) -> str:
         return f"{self.base}/api/v1/providers/{quote(provider_id, safe='')}"

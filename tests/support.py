@@ -239,9 +239,21 @@ class FakeUpstream:
     script: list[Handler] = field(default_factory=list)
     requests: list[tuple[float, str, dict[str, str]]] = field(default_factory=list)
     url: str = ""
+    #: models.dev's /models.json beside the catalog (None: 404, as an upstream without one answers).
+    models_body: bytes | None = None
+    models_etag: str | None = None
+    models_requests: list[tuple[float, str, dict[str, str]]] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
+        if request.path == "/models.json":  # the models document has its own answers and log
+            self.models_requests.append((loop.time(), request.path_qs, dict(request.headers)))
+            if self.models_body is None:
+                return web.Response(status=404, text="not found")
+            if self.models_etag and request.headers.get("If-None-Match") == self.models_etag:
+                return web.Response(status=304, headers={"ETag": self.models_etag})
+            headers = {"ETag": self.models_etag} if self.models_etag else {}
+            return web.Response(body=self.models_body, content_type="application/json", headers=headers)
         self.requests.append((loop.time(), request.path_qs, dict(request.headers)))
         if self.script:
             return await self.script.pop(0)(request)

@@ -29,6 +29,11 @@ async def listed_provider_hashes(conn: Conn) -> dict[str, str]:
     return {r["id"]: r["content_hash"] for r in rows}
 
 
+async def provider_ids(conn: Queryable) -> list[str]:
+    """Every provider ever stored."""
+    return [r["id"] for r in await conn.fetch("SELECT id FROM providers")]
+
+
 async def model_states(conn: Conn, provider_id: str) -> dict[str, tuple[str, bool, str | None]]:
     """model_id -> (content_hash, listed, sha256 of the bytes last received) for every model this
     provider ever had."""
@@ -101,6 +106,7 @@ async def upsert_models(conn: Conn, rows: Iterable[tuple[Any, ...]], at: datetim
     """COPY rows (MODEL_COLUMNS order) into a staging table and upsert them; return the count.
 
     New models get first_seen_at now (or `at`); existing ones keep it and are listed again if removed.
+    Each gets its link to a canonical model (migration 0012's rules) with its API object.
     """
     cols = ", ".join(MODEL_COLUMNS)
     await conn.execute(
@@ -110,13 +116,17 @@ async def upsert_models(conn: Conn, rows: Iterable[tuple[Any, ...]], at: datetim
     await conn.copy_records_to_table("models_staging", records=rows, columns=MODEL_COLUMNS)
     status = await conn.execute(
         f"""
-        INSERT INTO models ({cols}, first_seen_at, updated_at, api_doc)
-        SELECT {cols}, t.at, t.at, model_api_doc(provider_id, model_id, raw, t.at, t.at, NULL)
-        FROM models_staging, (SELECT coalesce($1::timestamptz, now()) AS at) t
+        INSERT INTO models ({cols}, first_seen_at, updated_at, canonical_id, canonical_link, api_doc)
+        SELECT {cols}, t.at, t.at, l.canonical_id, l.canonical_link,
+               model_api_doc(provider_id, model_id, raw, t.at, t.at, NULL, l.canonical_id, l.canonical_link)
+        FROM models_staging s CROSS JOIN (SELECT coalesce($1::timestamptz, now()) AS at) t
+            CROSS JOIN LATERAL model_canonical_link(s.model_id, s.raw) l
         ON CONFLICT (provider_id, model_id) DO UPDATE SET {_UPDATE_SET},
             updated_at = EXCLUDED.updated_at, removed_at = NULL,
+            canonical_id = EXCLUDED.canonical_id, canonical_link = EXCLUDED.canonical_link,
             api_doc = model_api_doc(
-                models.provider_id, models.model_id, EXCLUDED.raw, models.first_seen_at, EXCLUDED.updated_at, NULL)
+                models.provider_id, models.model_id, EXCLUDED.raw, models.first_seen_at, EXCLUDED.updated_at, NULL,
+                EXCLUDED.canonical_id, EXCLUDED.canonical_link)
         """,
         at,
     )
@@ -127,7 +137,8 @@ async def remove_models(conn: Conn, provider_id: str, model_ids: Sequence[str], 
     """Soft-remove models that left the source: they stay, with removed_at set (now, or `at`)."""
     await conn.execute(
         "UPDATE models SET removed_at = t.at, updated_at = t.at, "
-        "    api_doc = model_api_doc(provider_id, model_id, raw, first_seen_at, t.at, t.at) "
+        "    api_doc = model_api_doc("
+        "        provider_id, model_id, raw, first_seen_at, t.at, t.at, canonical_id, canonical_link) "
         "FROM (SELECT coalesce($3::timestamptz, now()) AS at) t "
         "WHERE provider_id = $1 AND model_id = ANY($2::text[]) AND removed_at IS NULL",
         provider_id,

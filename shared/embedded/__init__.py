@@ -19,6 +19,8 @@ EMBEDDED_MODELS = "models-2026-07-02"
 DOCUMENTS = ("api-2026-03-01", "api-2026-07-02", "models-2026-07-02")
 #: The source URL a run records when it loaded the embedded catalog.
 EMBEDDED_URL = f"embedded:{EMBEDDED_CATALOG}"
+#: ... and the models document it loaded with it.
+EMBEDDED_MODELS_URL = f"embedded:{EMBEDDED_MODELS}"
 
 
 @cache
