@@ -8,8 +8,10 @@ CREATE TABLE canonical_models (
     id             text PRIMARY KEY,           -- 'alibaba/qwen3-32b', as the upstream keys it
     raw            jsonb NOT NULL,             -- the card exactly as received
     content_hash   text NOT NULL,              -- sha256 of the canonical JSON of raw
-    name           text GENERATED ALWAYS AS (coalesce(jsonb_as_text(raw -> 'name'), '')) STORED,
-    family         text GENERATED ALWAYS AS (jsonb_as_text(raw -> 'family')) STORED,
+    name           text GENERATED ALWAYS AS (
+        CASE WHEN jsonb_typeof(raw -> 'name') = 'string' THEN raw ->> 'name' ELSE '' END) STORED,
+    family         text GENERATED ALWAYS AS (
+        CASE WHEN jsonb_typeof(raw -> 'family') = 'string' THEN raw ->> 'family' END) STORED,
     -- the last path segment of the id, lower-cased: what an offering's id is matched on (inferred links)
     segment        text GENERATED ALWAYS AS (lower(regexp_replace(id, '^.*/', ''))) STORED,
     has_benchmarks boolean GENERATED ALWAYS AS (
@@ -22,8 +24,7 @@ CREATE TABLE canonical_models (
 CREATE INDEX canonical_models_segment_idx ON canonical_models (segment) WHERE removed_at IS NULL;
 CREATE INDEX canonical_models_family_idx ON canonical_models (family);
 CREATE INDEX canonical_models_search_idx ON canonical_models
-    USING gin (lower(id || ' ' || coalesce(jsonb_as_text(raw -> 'name'), '') || ' '
-                     || coalesce(jsonb_as_text(raw -> 'family'), '')) gin_trgm_ops);
+    USING gin (lower(id || ' ' || name || ' ' || coalesce(family, '')) gin_trgm_ops);
 
 -- Every version of each card with the interval in which it was current (migration 0009's shape).
 CREATE TABLE canonical_model_versions (
@@ -70,9 +71,12 @@ ALTER TABLE models ADD COLUMN canonical_id text, ADD COLUMN canonical_link text
     CHECK (canonical_link IN ('upstream', 'inferred'));
 CREATE INDEX models_canonical_idx ON models (canonical_id) WHERE canonical_id IS NOT NULL;
 
+-- (Self-contained: it does not use migration 0009's jsonb_as_* functions.)
 CREATE FUNCTION model_upstream_canonical(p_raw jsonb) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT nullif(coalesce(jsonb_as_text(p_raw -> 'canonical_id'), jsonb_as_text(p_raw -> 'canonical_model_id'),
-                           jsonb_as_text(p_raw -> 'base_model')), '')
+    SELECT nullif(coalesce(
+        CASE WHEN jsonb_typeof(p_raw -> 'canonical_id') = 'string' THEN p_raw ->> 'canonical_id' END,
+        CASE WHEN jsonb_typeof(p_raw -> 'canonical_model_id') = 'string' THEN p_raw ->> 'canonical_model_id' END,
+        CASE WHEN jsonb_typeof(p_raw -> 'base_model') = 'string' THEN p_raw ->> 'base_model' END), '')
 $$;
 
 -- The API's model object with its link (migration 0003's, plus canonical_id and canonical_link when linked).

@@ -378,11 +378,12 @@ async def _fan_out(
     snapshot_id: int | None,
     sha256: str | None,
 ) -> tuple[list[ProviderWork], int]:
-    """Record the provider-runs (the models document's last) and the run's source; a models document
+    """Record the provider-runs (the models document's first) and the run's source; a models document
     that could not be read is a failed provider-run from the start. Returns the provider-runs and
     how many are pending; with none at all, the run is unchanged."""
     if cards is not None:
-        todo = [*todo, cards.work or (CANONICAL_PROVIDER, None, "")]
+        # First: cards stored before the offerings are written link them as they are inserted.
+        todo = [cards.work or (CANONICAL_PROVIDER, None, ""), *todo]
         await canonical_writes.record_run_models_source(conn, run_id, cards.url or "", cards.etag)
     fetched = loaded.fetched
     await runs.fan_out(

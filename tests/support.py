@@ -242,12 +242,15 @@ class FakeUpstream:
     #: models.dev's /models.json beside the catalog (None: 404, as an upstream without one answers).
     models_body: bytes | None = None
     models_etag: str | None = None
+    models_status: int = 200  # another status: the models document answers only that
     models_requests: list[tuple[float, str, dict[str, str]]] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         if request.path == "/models.json":  # the models document has its own answers and log
             self.models_requests.append((loop.time(), request.path_qs, dict(request.headers)))
+            if self.models_status != 200:
+                return web.Response(status=self.models_status, text="failing on purpose")
             if self.models_body is None:
                 return web.Response(status=404, text="not found")
             if self.models_etag and request.headers.get("If-None-Match") == self.models_etag:

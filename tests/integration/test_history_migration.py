@@ -59,8 +59,8 @@ async def test_versions_are_built_for_the_data_already_stored(
     runs = []
     with monkeypatch.context() as previous_release:
         # The schema and the pipeline before this change: every migration but 0009 (a deployment of
-        # the release before has 0010 and 0011 already; 0009 is applied after them), no versions,
-        # changes at the time they run.
+        # the release before has 0010 and 0011 already, and here 0012, which needs none of 0009; 0009
+        # is applied after them), no versions, changes at the time they run.
         previous_release.setattr(migrations, "migration_files", lambda: [m for m in every if m[0] != 9])
         await migrations.migrate(empty_dsn)
         for name in ("run_changes_at", "stamp_version", "record_model_versions", "record_provider_version"):
