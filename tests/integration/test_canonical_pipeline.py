@@ -9,7 +9,6 @@ from collections import Counter
 from typing import Any
 
 import asyncpg
-from aiohttp import web
 
 from shared.canonical import CANONICAL_PROVIDER
 from shared.config import Settings
@@ -85,9 +84,7 @@ async def test_changed_score_is_one_field_level_change_even_when_the_catalog_is_
         assert run["status"] == "succeeded", run["error"]
         assert set(await provider_runs(ctx.pool, run["id"])) == {CANONICAL_PROVIDER}
         changes = await ctx.pool.fetch("SELECT * FROM model_changes WHERE run_id = $1", run["id"])
-        assert [(c["provider_id"], c["model_id"], c["kind"]) for c in changes] == [
-            (CANONICAL_PROVIDER, cid, "updated")
-        ]
+        assert [(c["provider_id"], c["model_id"], c["kind"]) for c in changes] == [(CANONICAL_PROVIDER, cid, "updated")]
         assert changes[0]["fields"] == {"benchmarks": [old_benchmarks, new_benchmarks]}
         assert (await cards(ctx.pool))[cid]["benchmarks"] == new_benchmarks
         score = await ctx.pool.fetchval(
@@ -162,7 +159,12 @@ async def test_link_rules_on_hand_written_examples(settings: Settings) -> None:
                 # named upstream, by each of the three fields (the first present wins)
                 "named": {"id": "named", "name": "Named", "canonical_id": "lab/alpha"},
                 "named-2": {"id": "named-2", "name": "Named 2", "canonical_model_id": "lab/beta"},
-                "named-3": {"id": "named-3", "name": "Named 3", "base_model": "other/beta", "canonical_id": "lab/gamma"},
+                "named-3": {
+                    "id": "named-3",
+                    "name": "Named 3",
+                    "base_model": "other/beta",
+                    "canonical_id": "lab/gamma",
+                },
                 # inferred: the last path segment equals exactly one card's, case-insensitively
                 "vendor/Alpha": {"id": "vendor/Alpha", "name": "Alpha via vendor"},
                 "beta": {"id": "beta", "name": "Beta"},  # ambiguous: lab/beta and other/beta
