@@ -113,13 +113,17 @@ BENCH_DIR = ROOT / ".bench"
 
 def reference_catalog(name: str = "api-2026-07-02") -> Path:
     """A real models.dev catalog shipped in the package (shared.embedded), written out as a file
-    for the benchmarks that load it by URL."""
-    from shared.embedded import document
+    for the benchmarks that load it by URL, with its models document beside it when one is shipped
+    (a file source reads `models-DATE.json` beside `api-DATE.json`)."""
+    from shared.embedded import DOCUMENTS, document
 
     path = BENCH_DIR / "data" / f"{name}.json"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(document(name))
+    names = [name, *(["models" + name[3:]] if name.startswith("api") and "models" + name[3:] in DOCUMENTS else [])]
+    for each in names:
+        target = path.with_name(f"{each}.json")
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(document(each))
     return path
 
 
