@@ -48,6 +48,25 @@ async def extra_database(template: Settings, name: str) -> AsyncIterator[Setting
         await drop_database(dsn)
 
 
+MODELS = "models-2026-07-02"
+
+
+async def links(dsn: str) -> dict[str, tuple[str, str]]:
+    """Each linked offering's card and the kind of its link."""
+    async with connection(dsn) as conn:
+        rows = await conn.fetch(
+            "SELECT provider_id || '/' || model_id, canonical_id, canonical_link FROM models "
+            "WHERE canonical_id IS NOT NULL"
+        )
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+async def cards(dsn: str) -> dict[str, Any]:
+    async with connection(dsn) as conn:
+        rows = await conn.fetch("SELECT id, raw::text FROM canonical_models WHERE removed_at IS NULL")
+    return {r[0]: json.loads(r[1]) for r in rows}
+
+
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=30) as r:
         return json.loads(r.read())
@@ -71,6 +90,8 @@ async def test_a_mirror_of_a_mirror_holds_the_same_catalog(settings: Settings, t
     new_path, old_path = tmp_path / "new.json", tmp_path / "old.json"
     new_path.write_bytes(new_body)
     old_path.write_bytes(old_body)
+    # models.dev's models document beside both: the cards travel through each hop too.
+    (tmp_path / "models.json").write_bytes(document(MODELS))
     upstream = dataclasses.replace(settings, modelsdev_url=f"file://{new_path}")
     async with extra_database(settings, "b") as b, extra_database(settings, "c") as c:
         async with pipeline(upstream) as ctx:
@@ -85,6 +106,9 @@ async def test_a_mirror_of_a_mirror_holds_the_same_catalog(settings: Settings, t
                 doc_a = get_json(f"{web_a}/api.json")
                 assert doc_a == json.loads(new_body)
                 assert get_json(f"{web_b}/api.json") == doc_a
+                assert get_json(f"{web_a}/models.json") == json.loads(document(MODELS))
+                assert get_json(f"{web_b}/models.json") == get_json(f"{web_a}/models.json")
+                assert await links(b.database_url) == await links(upstream.database_url) != {}
                 c = dataclasses.replace(c, modelsdev_url=web_b + "/api/v1", upstream_rate_limit=fast)
                 async with pipeline(c) as ctx_c:
                     assert (await refresh_inline(ctx_c))["status"] == "succeeded"
@@ -113,6 +137,8 @@ async def test_a_mirror_of_a_mirror_holds_the_same_catalog(settings: Settings, t
                     assert json.loads(await catalog_document(ctx_c.pool)) == doc_a
                     removed = await ctx_c.pool.fetchval("SELECT count(*) FROM models WHERE removed_at IS NOT NULL")
                     assert removed == 2982  # what the older catalog does not have
+                assert await links(c.database_url) == await links(upstream.database_url)
+                assert await cards(c.database_url) == json.loads(document(MODELS))
 
 
 @asynccontextmanager
