@@ -129,16 +129,18 @@ _BRIDGE = str.maketrans(".-", "zz")
 BRIDGED = "translate(s.haystack, '.-', 'zz')"
 
 
-def _bridged(w: _Where, text: str) -> None:
+def _bridged(w: _Where, text: str, *, plain: bool) -> None:
     """Every word of a search a substring of `model_search.haystack`: each word found through the
     trigram index of the bridged text (its trigrams span `.` and `-`), then tested as it is when
     bridging can have matched more (a word with `.`, `-` or `z`: only those letters are changed or
-    stand for others, so the bridged text holds any other word exactly where the text does)."""
+    stand for others, so the bridged text holds any other word exactly where the text does), or
+    when `plain`: rows read in another index's order are tested without bridging first, which is
+    cheaper, so that only those that match are bridged."""
     for word in _words(text) or [text.lower()]:
         pattern = "%" + _escape_like(word) + "%"
-        w.add(f"{BRIDGED} LIKE {w.arg(pattern.translate(_BRIDGE))}::text")
-        if pattern.translate(_BRIDGE) != pattern or "z" in word:
+        if plain or pattern.translate(_BRIDGE) != pattern or "z" in word:
             w.add(f"s.haystack LIKE {w.arg(pattern)}::text")
+        w.add(f"{BRIDGED} LIKE {w.arg(pattern.translate(_BRIDGE))}::text")
 
 
 def _order(q: ModelQuery) -> tuple[str, str, str]:
@@ -187,17 +189,18 @@ def _search_page(q: ModelQuery, known_total: int | None) -> tuple[str, list[Any]
         w.add(
             f"EXISTS (SELECT 1 FROM models m WHERE (m.provider_id, m.model_id) = (s.provider_id, s.model_id) AND {sql})"
         )
+    k = _cursor_rank(q)
+    past = k is not None and all(_shortest(tier, k) > 999 for tier, *_ in _TIERS)  # every tier before it
+    scan = known_total is None or known_total <= SCAN_AT_MOST or past
     matching = w.copy()
-    _bridged(matching, text)
+    _bridged(matching, text, plain=not scan)
     count = f"SELECT count(*) FROM model_search s WHERE {matching.sql()}"
     w.args = matching.args  # the count's arguments come first
     exact = f"(s.name_l = {w.arg(text)}::text OR s.model_l = ${len(w.args)}::text)"
     prefix = f"(s.name_l LIKE {w.arg(_escape_like(text) + '%')}::text OR s.model_l LIKE ${len(w.args)}::text)"
     lexemes = f"tsvector_to_array(to_tsvector('simple', {w.arg(text)}::text))"
     limit = w.arg(q.limit + 1)
-    k = _cursor_rank(q)
-    past = k is not None and all(_shortest(tier, k) > 999 for tier, *_ in _TIERS)  # every tier before it
-    if known_total is None or known_total <= SCAN_AT_MOST or past:
+    if scan:
         return _scan_sql(q, w, matching, exact, prefix, lexemes, limit, known_total), w.args, count
     word = f"(cardinality({lexemes}) > 0 AND s.lexemes @> {lexemes})"
     after = _rank_cursor(q, w)
