@@ -9,7 +9,10 @@ headers, built once. An event drops the entries of its providers; a version gap,
 reconnect, or a catalog version seen in PostgreSQL that no event announced drops everything; a TTL
 bounds the age of any entry but a lasting one (a whole-catalog document: it changes only with the
 catalog). Every representation and every key counts towards `max_bytes`; past it the least recently
-used keys go first, and an entry over a quarter of it is served but not kept.
+used keys go first, and an entry over a quarter of it is served but not kept. A lasting entry too
+large to keep as it is (a whole-catalog document at 100,000 models: 50 MB) is kept packed: only its
+compressed representations, counted as such, the zstd one made as it is built and an identity
+answer decompressed from it for each request that accepts no coding.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import hashlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final
 
 import asyncpg
@@ -28,7 +31,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 
-from services.api.compression import COMPRESSORS, IDENTITY, MIN_SIZE, THREADED_SIZE
+from services.api.compression import COMPRESSORS, IDENTITY, MIN_SIZE, THREADED_SIZE, unpack
 from shared import events
 from shared.db.catalog_writes import catalog_version
 from shared.metrics import INVALIDATIONS
@@ -50,6 +53,8 @@ ENTRY_OVERHEAD: Final = 600
 KEY_OVERHEAD: Final = 120
 #: An entry whose representations come to more than max_bytes // SHARE is served but not kept.
 SHARE: Final = 4
+#: The coding a packed entry is kept in first: fast to decompress for identity answers.
+PACKED_CODING: Final = "zstd"
 
 
 class Representation:
@@ -82,6 +87,7 @@ class Entry:
         "digest",
         "expires",
         "keys",
+        "packed",
         "reps",
         "size",
         "tags",
@@ -103,18 +109,39 @@ class Entry:
         self.compressible = len(body) > MIN_SIZE
         self.keys: list[str] = []  # the cache keys it is held under (none: not held)
         self.building: dict[str, asyncio.Future[Representation]] = {}
+        self.packed = False  # only compressed representations are kept (PACKED_CODING among them)
+
+    def pack(self) -> None:
+        """Keep the body compressed only (CPU-bound: in a thread for a large body)."""
+        body = self.reps[IDENTITY].body
+        self.reps = {PACKED_CODING: self._compressed(PACKED_CODING, COMPRESSORS[PACKED_CODING](body))}
+        self.size = len(self.reps[PACKED_CODING].body) + ENTRY_OVERHEAD
+        self.packed = True
+
+    def _compressed(self, coding: str, packed: bytes) -> Representation:
+        return Representation(packed, f'"{self.digest}-{coding}"', self.version, coding, self.cache_control)
 
     @property
     def body(self) -> bytes:
-        return self.reps[IDENTITY].body
+        """The identity body (decompressed, for a packed entry: a whole-catalog document)."""
+        rep = self.reps.get(IDENTITY)
+        return rep.body if rep is not None else unpack(PACKED_CODING, self.reps[PACKED_CODING].body)
 
     @property
     def etag(self) -> str:
-        return self.reps[IDENTITY].etag
+        return f'"{self.digest}"'
 
 
 def _key_size(key: str) -> int:
     return len(key) + KEY_OVERHEAD
+
+
+def _entry(args: tuple[bytes, int, frozenset[str], float, str], pack: bool) -> Entry:
+    """A new entry of a large body (digested, and packed when asked), in a thread."""
+    entry = Entry(*args)
+    if pack:
+        entry.pack()
+    return entry
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -190,13 +217,15 @@ class ResponseCache:
         epoch, version = self.epoch, self.version
         try:
             body = await build()
-            entry = Entry(
+            args = (
                 body,
                 version if built_from is None else built_from,
                 tags,
                 math.inf if lasting else time.monotonic() + self.ttl,
                 IMMUTABLE if immutable else CACHED_FOR,
             )
+            pack = lasting and self.enabled and len(body) + ENTRY_OVERHEAD + _key_size(key) > self.max_entry
+            entry = await asyncio.to_thread(_entry, args, pack) if pack or len(body) > THREADED_SIZE else Entry(*args)
         except BaseException as e:
             future.set_exception(e)
             raise
@@ -216,13 +245,20 @@ class ResponseCache:
         pending = entry.building.get(coding)
         if pending is not None:
             return await asyncio.shield(pending)
+        if coding == IDENTITY:  # a packed entry: decompressed for this request, not kept
+            body = await asyncio.to_thread(lambda: entry.body)
+            return Representation(body, entry.etag, entry.version, IDENTITY, entry.cache_control)
         future: asyncio.Future[Representation] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)
         entry.building[coding] = future
         try:
-            compress, body = COMPRESSORS[coding], entry.body
-            packed = await asyncio.to_thread(compress, body) if len(body) > THREADED_SIZE else compress(body)
-            rep = Representation(packed, f'"{entry.digest}-{coding}"', entry.version, coding, entry.cache_control)
+            compress = COMPRESSORS[coding]
+            if entry.packed:
+                packed = await asyncio.to_thread(lambda: compress(entry.body))
+            else:
+                body = entry.body
+                packed = await asyncio.to_thread(compress, body) if len(body) > THREADED_SIZE else compress(body)
+            rep = entry._compressed(coding, packed)
         except BaseException as e:
             future.set_exception(e)
             raise
@@ -363,7 +399,9 @@ async def poll_version(
 
 class TotalsMemo:
     """List totals by filter, for the catalog version they were counted at. A total does not depend
-    on sort, cursor or limit, so walking the pages of a list counts it once. Bounded in bytes like
+    on sort, cursor or limit, so walking the pages of a list counts it once, and requests for the
+    same filter that arrive while it is being counted wait for that count rather than count again
+    (after a new catalog version, every popular search is asked for at once). Bounded in bytes like
     the cache (least recently used out first)."""
 
     def __init__(self, cache: ResponseCache, max_bytes: int | None = None) -> None:
@@ -372,6 +410,29 @@ class TotalsMemo:
         self.version = -1
         self.totals: OrderedDict[str, int] = OrderedDict()
         self.bytes = 0
+        self._counting: dict[tuple[str, int], asyncio.Future[int | None]] = {}  # by filter and version
+
+    async def known(self, key: str) -> int | None:
+        """The total of this filter if it is known, or once the request counting it has counted it
+        (None: nobody is counting it, or that count failed: count it)."""
+        total = self.get(key)
+        pending = self._counting.get((key, self.cache.version)) if total is None else None
+        return total if pending is None else await asyncio.shield(pending)
+
+    @contextlib.contextmanager
+    def counting(self, key: str) -> Iterator[Callable[[int], None]]:
+        """While this request counts a filter's total, others wait for it (`known`); call the
+        function given with the total (not calling it, or an exception, lets them count it)."""
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        slot = (key, self.cache.version)
+        first = self._counting.setdefault(slot, future) is future
+        try:
+            yield lambda total: None if future.done() else future.set_result(total)
+        finally:
+            if not future.done():
+                future.set_result(None)
+            if first:
+                del self._counting[slot]
 
     def get(self, key: str) -> int | None:
         if self.version != self.cache.version:

@@ -45,6 +45,15 @@ def _gzip(body: bytes) -> bytes:
 COMPRESSORS: Final[dict[str, Callable[[bytes], bytes]]] = {"br": _brotli, "zstd": _zstd, "gzip": _gzip}
 
 
+def unpack(coding: str, body: bytes) -> bytes:
+    """A body compressed by COMPRESSORS[coding], as it was."""
+    if coding == "zstd":
+        return bytes(zstandard.ZstdDecompressor().decompress(body))
+    if coding == "br":
+        return bytes(brotli.decompress(body))
+    return gzip.decompress(body)
+
+
 def negotiate(accept_encoding: str | None) -> str:
     """The coding to answer in: the acceptable one with the highest q-value (RFC 9110 12.5.3),
     `identity` when none is, or when the header cannot be read."""

@@ -124,6 +124,25 @@ def _substrings(w: _Where, column: str, text: str) -> None:
         w.add(f"{column} LIKE {w.arg('%' + _escape_like(word) + '%')}::text")
 
 
+#: `.` and `-` read as letters by the trigram index of `model_search` (migration 0013).
+_BRIDGE = str.maketrans(".-", "zz")
+BRIDGED = "translate(s.haystack, '.-', 'zz')"
+
+
+def _bridged(w: _Where, text: str, *, plain: bool) -> None:
+    """Every word of a search a substring of `model_search.haystack`: each word found through the
+    trigram index of the bridged text (its trigrams span `.` and `-`), then tested as it is when
+    bridging can have matched more (a word with `.`, `-` or `z`: only those letters are changed or
+    stand for others, so the bridged text holds any other word exactly where the text does), or
+    when `plain`: rows read in another index's order are tested without bridging first, which is
+    cheaper, so that only those that match are bridged."""
+    for word in _words(text) or [text.lower()]:
+        pattern = "%" + _escape_like(word) + "%"
+        if plain or pattern.translate(_BRIDGE) != pattern or "z" in word:
+            w.add(f"s.haystack LIKE {w.arg(pattern)}::text")
+        w.add(f"{BRIDGED} LIKE {w.arg(pattern.translate(_BRIDGE))}::text")
+
+
 def _order(q: ModelQuery) -> tuple[str, str, str]:
     """(sort expression, its SQL type, direction) of a model list that is not a ranked search."""
     if q.sort:
@@ -142,15 +161,22 @@ def _ranked(q: ModelQuery) -> bool:
 _TIERS = [(4 * e + 2 * p + w, e, p, w) for e in (1, 0) for p in (1, 0) for w in (1, 0) if p or not e]
 
 
-def _search_page(q: ModelQuery) -> tuple[str, list[Any], str]:
+#: A ranked search whose total is known to be at most this many rows reads its matches once and
+#: ranks them all (one trigram scan); a broader one reads its tiers in index order and stops at a page.
+SCAN_AT_MOST = 2000
+
+
+def _search_page(q: ModelQuery, known_total: int | None) -> tuple[str, list[Any], str]:
     """(page SQL, its arguments, count SQL taking the first of them) of a ranked search over the
     narrow `model_search` table.
 
     Best match first: the exact name or id, then a name or id that starts with the query, then
     whole-word (full-text) matches, then the rest; shorter names first among equals. The rank is
-    (tier - name length / 1000), and the page is read tier by tier, each in index order of (name
-    length, id) with a LIMIT, so a broad search stops after one page instead of ranking every
-    match; only the page is joined back to `models` for its JSON.
+    (tier - name length / 1000). Two plans give the same rows: when the total is not known yet, or
+    known to be small, every match is read once (one trigram scan), ranked and counted in the same
+    pass; when it is known to be large, the page is read tier by tier, each in index order of (name
+    length, id) with a LIMIT, so a broad search stops after one page instead of ranking every match.
+    Either way only the page is joined back to `models` for its JSON.
     """
     text = q.q.lower() if q.q else ""
     w = _Where()
@@ -163,15 +189,20 @@ def _search_page(q: ModelQuery) -> tuple[str, list[Any], str]:
         w.add(
             f"EXISTS (SELECT 1 FROM models m WHERE (m.provider_id, m.model_id) = (s.provider_id, s.model_id) AND {sql})"
         )
+    k = _cursor_rank(q)
+    past = k is not None and all(_shortest(tier, k) > 999 for tier, *_ in _TIERS)  # every tier before it
+    scan = known_total is None or known_total <= SCAN_AT_MOST or past
     matching = w.copy()
-    _substrings(matching, "s.haystack", text)
+    _bridged(matching, text, plain=not scan)
     count = f"SELECT count(*) FROM model_search s WHERE {matching.sql()}"
     w.args = matching.args  # the count's arguments come first
     exact = f"(s.name_l = {w.arg(text)}::text OR s.model_l = ${len(w.args)}::text)"
     prefix = f"(s.name_l LIKE {w.arg(_escape_like(text) + '%')}::text OR s.model_l LIKE ${len(w.args)}::text)"
     lexemes = f"tsvector_to_array(to_tsvector('simple', {w.arg(text)}::text))"
-    word = f"(cardinality({lexemes}) > 0 AND s.lexemes @> {lexemes})"
     limit = w.arg(q.limit + 1)
+    if scan:
+        return _scan_sql(q, w, matching, exact, prefix, lexemes, limit, known_total), w.args, count
+    word = f"(cardinality({lexemes}) > 0 AND s.lexemes @> {lexemes})"
     after = _rank_cursor(q, w)
     tiers = []
     for tier, e, p, wd in _TIERS:
@@ -184,7 +215,7 @@ def _search_page(q: ModelQuery) -> tuple[str, list[Any], str]:
         words = word.replace("s.lexemes @>", "(s.lexemes || '{}'::text[]) @>") if p else word
         where += [prefix if p else f"NOT {prefix}", words if wd else f"NOT {words}", bound]
         tiers.append(_tier_sql(tier, " AND ".join(where), limit, probe=bool(p)))
-    page = " UNION ALL ".join(tiers) or "(SELECT NULL::text, NULL::text, NULL::float8 WHERE false)"
+    page = " UNION ALL ".join(tiers)
     sql = (
         f"SELECT m.{MODEL_JSON} AS doc, top.k, top.provider_id, top.model_id, ({{count}}) AS total "
         f"FROM (SELECT * FROM ({page}) u LIMIT {limit}) top (provider_id, model_id, k) "
@@ -192,6 +223,34 @@ def _search_page(q: ModelQuery) -> tuple[str, list[Any], str]:
         "ORDER BY top.k DESC, top.provider_id, top.model_id"
     )
     return sql, w.args, count
+
+
+def _scan_sql(
+    q: ModelQuery, w: _Where, matching: _Where, exact: str, prefix: str, lexemes: str, limit: str, known: int | None
+) -> str:
+    """The page of a ranked search read in one pass over its matches: each match's rank computed
+    once (the query's own words split once, not per row), the page taken by a top-N sort, and the
+    total counted from the same rows. One row even when the page is empty, to carry the total
+    (its doc is NULL)."""
+    rank = (
+        f"((CASE WHEN {exact} THEN 4 ELSE 0 END) + (CASE WHEN {prefix} THEN 2 ELSE 0 END)"
+        " + (CASE WHEN cardinality(words.l) > 0 AND s.lexemes @> words.l THEN 1 ELSE 0 END)"
+        " - s.name_len / 1000.0)::float8"
+    )
+    after = "true"
+    if q.cursor is not None:
+        v, p, m = _cursor_args(q, w)
+        after = f"(k < {v}::float8 OR (k = {v}::float8 AND (provider_id, model_id) > ({p}, {m})))"
+    total = "SELECT count(*) AS total FROM found" if known is None else f"SELECT {int(known)} AS total"
+    return (
+        f"WITH found AS MATERIALIZED (SELECT s.provider_id, s.model_id, {rank} AS k "
+        f"FROM (SELECT {lexemes} AS l) words, model_search s WHERE {matching.sql()}) "
+        f"SELECT m.{MODEL_JSON} AS doc, top.k, top.provider_id, top.model_id, c.total "
+        f"FROM ({total}) c LEFT JOIN ("
+        f"(SELECT * FROM found WHERE {after} ORDER BY k DESC, provider_id, model_id LIMIT {limit}) top "
+        "JOIN models m USING (provider_id, model_id)) ON true "
+        "ORDER BY top.k DESC, top.provider_id, top.model_id"
+    )
 
 
 def _tier_sql(tier: int, where: str, limit: str, *, probe: bool) -> str:
@@ -214,23 +273,43 @@ def _tier_sql(tier: int, where: str, limit: str, *, probe: bool) -> str:
     )
 
 
-def _rank_cursor(q: ModelQuery, w: _Where) -> Any:
-    """tier -> the SQL condition of a tier's rows after the cursor (true without one), or None
-    when the whole tier comes before it."""
+def _cursor_rank(q: ModelQuery) -> float | None:
+    """The rank of a ranked search's cursor (None without one)."""
     if q.cursor is None:
-        return lambda tier: "true"
-    value, pid, mid = q.cursor
+        return None
     try:
-        k = float(value)
+        k = float(q.cursor[0])
     except (TypeError, ValueError):
         k = math.nan
     if not math.isfinite(k):
         raise BadRequest("invalid cursor", [("cursor", "not a cursor of this list")])
-    v, p, m = w.arg(k), w.arg(pid), w.arg(mid)
+    return k
+
+
+def _shortest(tier: int, k: float) -> int:
+    """The shortest name length of a tier's rows of rank <= k (rank <= k holds only for name_len
+    >= (tier - k) * 1000): an index bound, one short for rounding; past 999 the whole tier comes
+    before the cursor."""
+    return max(0, math.floor((tier - k) * 1000) - 1)
+
+
+def _cursor_args(q: ModelQuery, w: _Where) -> tuple[str, str, str]:
+    """The placeholders of a ranked search's cursor (rank, provider id, model id), added to `w`."""
+    assert q.cursor is not None
+    _, pid, mid = q.cursor
+    return w.arg(_cursor_rank(q)), w.arg(pid), w.arg(mid)
+
+
+def _rank_cursor(q: ModelQuery, w: _Where) -> Any:
+    """tier -> the SQL condition of a tier's rows after the cursor (true without one), or None
+    when the whole tier comes before it."""
+    k = _cursor_rank(q)
+    if k is None:
+        return lambda tier: "true"
+    v, p, m = _cursor_args(q, w)
 
     def after(tier: int) -> str | None:
-        # rank <= k holds only for name_len >= (tier - k) * 1000: an index bound, one short for rounding.
-        shortest = max(0, math.floor((tier - k) * 1000) - 1)
+        shortest = _shortest(tier, k)
         if shortest > 999:
             return None
         rank = f"({tier} - s.name_len / 1000.0)::float8"
@@ -273,11 +352,12 @@ async def list_models(
     known_total: the total, when the caller already knows it for this catalog version (it does
     not depend on sort, cursor or limit), so that it is not counted again.
     """
-    sql, args, count = _search_page(q) if _ranked(q) else _list_page(q)
+    sql, args, count = _search_page(q, known_total) if _ranked(q) else _list_page(q)
     # One round trip: the count is an uncorrelated subquery, evaluated once.
     rows = await conn.fetch(sql.replace("{count}", count if known_total is None else str(int(known_total))), *args)
     if rows:
         total = rows[0]["total"]
+        rows = [r for r in rows if r["doc"] is not None]  # a ranked scan's empty page: the total alone
     elif known_total is not None:
         total = known_total
     else:  # past the last page, or nothing matches: the count still has to be told

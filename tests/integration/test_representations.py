@@ -20,10 +20,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.api import keys
 from services.api.main import create_app
 from services.api.routes import ROUTES
+from shared import events
 from shared.config import Settings
+from shared.db import api_reads
+from shared.embedded import document
 from shared.exports.model_schema import model_schema_json
 from shared.exports.model_types import select
-from tests.support import ADMIN, SAMPLE, pipeline, refresh_inline
+from tests.support import ADMIN, CATALOG_NEW, SAMPLE, fake_upstream, pipeline, refresh_inline
 
 SAMPLE_DOC = json.loads(SAMPLE.read_bytes())
 UNPACK = {
@@ -242,3 +245,67 @@ async def test_the_documents_are_built_once_for_many_concurrent_requests(
     assert len(calls) == 1
     await asyncio.gather(*(fetch(typed, f"/api.json?provider=acme&x={n}") for n in range(10)))
     assert len(calls) == 2  # other parameters do not make another slice
+
+
+async def test_a_document_over_the_entry_share_is_built_once_and_kept_compressed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/api.json over a quarter of CACHE_MAX_BYTES (as at 100,000 models: 50 MB of 128 MB) is built
+    once per catalog version, however many ask and in whichever coding, and kept compressed only."""
+    body = document(CATALOG_NEW)
+    async with fake_upstream(body) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        await refresh_inline(ctx)
+    builds = 0
+    assemble = api_reads.catalog_document
+
+    async def counted(*args: Any, **kwargs: Any) -> str:
+        nonlocal builds
+        builds += 1
+        return await assemble(*args, **kwargs)
+
+    monkeypatch.setattr(api_reads, "catalog_document", counted)
+    budget = len(body)  # the document (2.4 MB) is over the quarter of it an entry may take
+    app = create_app(dataclasses.replace(settings, cache_max_bytes=budget), enqueue=lambda _: None)
+    async with TestClient(TestServer(app)) as client:
+        # The listener clears the cache once it has subscribed: wait for that first.
+        channel = events.channel(settings.redis_prefix)
+        for _ in range(200):
+            if dict(await app[keys.REDIS].pubsub_numsub(channel)).get(channel.encode()):
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+
+        async def fetch(coding: str) -> tuple[bytes, str]:
+            r = await client.get("/api.json", headers={"Accept-Encoding": coding}, auto_decompress=False)
+            assert r.status == 200 and r.headers.get("Content-Encoding", "identity") == coding
+            raw = await r.read()
+            return (raw if coding == "identity" else UNPACK[coding](raw)), r.headers["ETag"]
+
+        first = await asyncio.gather(*(fetch(c) for c in ("identity", "zstd", "identity", "gzip")))
+        later = [await fetch(c) for c in ("identity", "br", "zstd", "gzip", "identity")]
+        assert builds == 1
+        want = json.loads(body)
+        assert all(json.loads(b) == want for b, _ in first + later)
+        assert len({b for b, _ in first + later}) == 1  # the same bytes in every coding
+        etags = {
+            c: {
+                e
+                for (_, e), cc in zip(
+                    first + later,
+                    ("identity", "zstd", "identity", "gzip", "identity", "br", "zstd", "gzip", "identity"),
+                    strict=True,
+                )
+                if cc == c
+            }
+            for c in ("identity", "br", "zstd", "gzip")
+        }
+        assert all(len(e) == 1 for e in etags.values()) and len(set.union(*etags.values())) == 4
+        r = await client.get(
+            "/api.json", headers={"Accept-Encoding": "identity", "If-None-Match": etags["identity"].pop()}
+        )
+        assert r.status == 304
+        cache = app[keys.CACHE]
+        entry = cache.lookup("/api.json")
+        assert entry is not None and "identity" not in entry.reps
+        assert cache.bytes <= cache.max_bytes and entry.size < len(first[0][0]) // 4
+        assert builds == 1

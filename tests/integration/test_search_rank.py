@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pytest
 
 from shared.config import Settings
 from shared.db import api_reads
@@ -26,16 +27,23 @@ ORDER BY (CASE WHEN lower(name) = $1 OR lower(model_id) = $1 THEN 4 ELSE 0 END)
 QUERIES = ["gpt", "claude", "gpt-4o", "GPT 4.1 mini", "llama 3", "o3", "flash", "sonn", "qwen3", "zzz", "4", "-"]
 
 
-async def ranked(pool: Any, q: str, limit: int) -> tuple[list[str], int]:
-    """Every row of a search, walked page by page through the cursor."""
+async def ranked(pool: Any, q: str, limit: int, known: int | None = None) -> tuple[list[str], int]:
+    """Every row of a search, walked page by page through the cursor (`known`: the total the
+    caller already knows, which picks the plan); then the total past the last page."""
     out: list[str] = []
     query = ModelQuery(q=q, limit=limit)
     while True:
-        docs, total, position = await api_reads.list_models(pool, query)
+        docs, total, position = await api_reads.list_models(pool, query, known_total=known)
         out += [msgspec.json.decode(d)["id"] for d in docs]
         if position is None:
-            return out, total
+            break
         query = msgspec.structs.replace(query, cursor=position)
+    # A cursor past every row (a rank below any): an empty page that still tells the total.
+    docs, beyond, position = await api_reads.list_models(
+        pool, msgspec.structs.replace(query, cursor=["-1000", "~", "~"]), known_total=known
+    )
+    assert docs == [] and position is None and beyond == total
+    return out, total
 
 
 async def reference(pool: Any, q: str) -> list[str]:
@@ -44,7 +52,7 @@ async def reference(pool: Any, q: str) -> list[str]:
     return [r[0] for r in await pool.fetch(REFERENCE, text, words, text + "%")]
 
 
-async def test_narrow_search_ranks_like_the_wide_table(settings: Settings) -> None:
+async def test_narrow_search_ranks_like_the_wide_table(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     old, new = document(CATALOG_OLD), document(CATALOG_NEW)
     async with fake_upstream(old) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
         await refresh_inline(ctx)
@@ -59,9 +67,15 @@ async def test_narrow_search_ranks_like_the_wide_table(settings: Settings) -> No
             assert stale == 0
             for q in QUERIES:
                 want = await reference(ctx.pool, q)
-                got, total = await ranked(ctx.pool, q, limit=7)
+                got, total = await ranked(ctx.pool, q, limit=10)  # one scan of every match, counted
                 assert got == want, q
                 assert total == len(want), q
+                got, total = await ranked(ctx.pool, q, limit=25, known=len(want))  # known: one scan, or
+                assert (got, total) == (want, len(want)), q
+                monkeypatch.setattr(api_reads, "SCAN_AT_MOST", -1)  # ... tier by tier in index order
+                got, total = await ranked(ctx.pool, q, limit=7, known=len(want))
+                monkeypatch.undo()
+                assert (got, total) == (want, len(want)), q
         assert len(await reference(ctx.pool, "gpt")) > 50
         removed = await ctx.pool.fetchval("SELECT count(*) FROM model_search WHERE NOT listed")
         assert removed > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import random
 
 import brotli
@@ -154,3 +155,72 @@ def test_the_totals_memo_is_bounded_in_bytes() -> None:
         memo.get("filter-0")  # kept hot
         assert memo.bytes <= memo.max_bytes
     assert memo.get("filter-0") == 0 and memo.get("filter-999") == 999 and memo.get("filter-1") is None
+
+
+async def test_requests_for_a_filter_being_counted_wait_for_that_count() -> None:
+    """After a new catalog version every popular search is asked for at once: one request counts
+    each filter, the others wait for its total (a failed count lets them count it themselves)."""
+    cache = ResponseCache(600)
+    memo = TotalsMemo(cache)
+    counts: list[str] = []
+
+    async def page(key: str, total: int, fail: bool = False) -> int:
+        known = await memo.known(key)
+        with memo.counting(key) as counted:
+            if known is None:
+                counts.append(key)
+                await asyncio.sleep(0.02)
+                if fail:
+                    raise RuntimeError("count failed")
+                known = total
+            counted(known)
+        memo.put(key, cache.version, known)
+        return known
+
+    assert await asyncio.gather(*(page("q=qwen", 7) for _ in range(10))) == [7] * 10
+    assert counts == ["q=qwen"]
+    assert await page("q=qwen", 99) == 7  # then remembered
+
+    counts.clear()
+    results = await asyncio.gather(
+        page("q=gpt", 3, fail=True), *(page("q=gpt", 3) for _ in range(3)), return_exceptions=True
+    )
+    assert isinstance(results[0], RuntimeError) and results[1:] == [3, 3, 3]
+    assert counts[0] == "q=gpt" and len(counts) > 1  # the failure let the waiters count
+
+    counts.clear()
+    first = asyncio.ensure_future(page("q=claude", 5))
+    await asyncio.sleep(0.005)
+    cache.version += 1  # a count of the old catalog is no answer for the new one
+    assert await asyncio.gather(first, page("q=claude", 6)) == [5, 6]
+    assert counts == ["q=claude", "q=claude"]
+
+
+async def test_a_lasting_entry_over_its_share_is_kept_packed() -> None:
+    """A whole-catalog document too large to keep as it is: kept compressed only, counted as such,
+    built once, and served in every coding and as it is."""
+    cache = ResponseCache(600, max_bytes=100_000)
+    body = json.dumps([{"id": f"provider-{n % 97}/model-{n}", "cost": n % 13} for n in range(2000)]).encode()
+    builds = 0
+
+    async def document() -> bytes:
+        nonlocal builds
+        builds += 1
+        await asyncio.sleep(0.01)
+        return body
+
+    assert len(body) > cache.max_entry
+    entries = await asyncio.gather(
+        *(cache.get_or_build("/api.json", frozenset({ALL}), document, lasting=True) for _ in range(5))
+    )
+    entry = await cache.get_or_build("/api.json", frozenset({ALL}), document, lasting=True)
+    assert builds == 1 and all(e is entry for e in entries) and cache.lookup("/api.json") is entry
+    assert entry.packed and set(entry.reps) == {"zstd"} and cache.bytes < len(body) // 4
+    assert entry.body == body
+    identity = await cache.representation(entry, IDENTITY)
+    assert identity.body == body and identity.etag == entry.etag and "Content-Encoding" not in identity.headers
+    assert gzip.decompress((await cache.representation(entry, "gzip")).body) == body
+    assert set(entry.reps) == {"zstd", "gzip"} and cache.bytes == cache_overheads(cache) + sum(
+        len(r.body) for r in entry.reps.values()
+    )
+    assert builds == 1

@@ -43,7 +43,10 @@ def model_list(request: web.Request, mq: ModelQuery, pit: PointInTime | None = N
 
     async def build() -> bytes:
         version = cache.version
-        docs, total, position = await api_reads.list_models(pool, mq, known_total=totals.get(filter_key))
+        known = await totals.known(filter_key)
+        with totals.counting(filter_key) as counted:
+            docs, total, position = await api_reads.list_models(pool, mq, known_total=known)
+            counted(total)
         totals.put(filter_key, version, total)
         return json_page(docs, total, encode_cursor(mq.cursor_kind(), position) if position else None)
 
