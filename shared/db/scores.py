@@ -28,13 +28,21 @@ def _unnest(keys: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
     return [k[0] for k in keys], [k[1] for k in keys]
 
 
+#: These models ($1 provider ids, $2 model ids, pairwise). The `= ANY` conditions are what the
+#: planner pushes into each branch of the view (onto the models' primary key); the pairs alone
+#: would be matched after the view's join of every offering with its card.
+_OF_MODELS = (
+    "provider_id = ANY($1::text[]) AND model_id = ANY($2::text[]) "
+    "AND (provider_id, model_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+)
+
+
 async def scores_for(conn: Queryable, keys: list[tuple[str, str]]) -> list[Any]:
     """Every result of these models (compare), imported and from their cards, by benchmark,
     metric, origin, source and the card's order."""
     return list(
         await conn.fetch(
-            f"SELECT {_COLUMNS} FROM {_RESULTS} "
-            "WHERE (provider_id, model_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) "
+            f"SELECT {_COLUMNS} FROM {_RESULTS} WHERE {_OF_MODELS} "
             "ORDER BY benchmark, metric, origin, source, ordinal, provider_id, model_id",
             *_unnest(keys),
         )
@@ -46,7 +54,7 @@ async def list_scores(
 ) -> tuple[list[Any], int, list[str] | None]:
     """One page of results (of these models, or all), the total and the position after the page
     (its key as text: a cursor carries text)."""
-    where = "($1::text[] IS NULL OR (provider_id, model_id) IN (SELECT * FROM unnest($1::text[], $2::text[])))"
+    where = _OF_MODELS if keys is not None else "($1::text[] IS NULL AND $2::text[] IS NULL)"
     pids, mids = _unnest(keys) if keys is not None else (None, None)
     position: list[Any] | None = None
     if after is not None:
