@@ -338,3 +338,25 @@ async def test_bad_parameters_are_named(loaded: TestClient) -> None:  # type: ig
     params = {p["name"] for p in doc["paths"]["/api/v1/models"]["get"]["parameters"]}
     assert {"sort", "has_benchmark"} <= params
     assert re.search("benchmark", json.dumps(doc["paths"]["/api/v1/models"]["get"]["parameters"]))
+
+
+async def test_a_removed_card_leaves_the_documents_and_stays_readable(settings: Settings) -> None:
+    gone = next(c for c in sorted(CARDS) if c in set(LINKS.values()) and card_results(c))
+    offered = sorted(k for k, c in LINKS.items() if c == gone)
+    async with fake_upstream(document(CATALOG_NEW)) as up:
+        up.models_body = document(MODELS_DOC_NAME)
+        async with pipeline(settings, modelsdev_url=up.url) as ctx:
+            await refresh_inline(ctx)
+            up.models_body = json.dumps({c: v for c, v in CARDS.items() if c != gone}).encode()
+            assert (await refresh_inline(ctx))["status"] == "succeeded"
+    async with TestClient(TestServer(create_app(settings, enqueue=lambda _: None))) as client:
+        assert await get_json(client, "/models.json") == {c: v for c, v in CARDS.items() if c != gone}
+        listed, n = await walk(client, "/api/v1/canonical-models?limit=100")
+        assert n == len(CARDS) - 1 and gone not in {r["id"] for r in listed}
+        everything, n = await walk(client, "/api/v1/canonical-models?include_removed=true&limit=100")
+        assert n == len(CARDS) and [r["id"] for r in everything] == sorted(CARDS)
+        card = await get_json(client, f"/api/v1/canonical-models/{gone}")
+        assert card["removed_at"] is not None and card["offerings"] == []  # its inferred links went with it
+        pid, mid = offered[0]
+        assert "canonical_id" not in await get_json(client, f"/api/v1/models/{pid}/{mid}")
+        assert (await get_json(client, f"/api/v1/models/{pid}/{mid}/benchmarks"))["total"] == 0
