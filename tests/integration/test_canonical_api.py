@@ -5,6 +5,7 @@ and model lists sorted and filtered by a benchmark. Every expectation is compute
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator
@@ -16,9 +17,19 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.api.main import create_app
-from shared.config import Settings
+from shared.config import RateLimit, Settings
 from shared.embedded import document
-from tests.support import ADMIN, CATALOG_NEW, fake_upstream, flat_models, pipeline, refresh_inline
+from tests.support import (
+    ADMIN,
+    CATALOG_NEW,
+    create_database,
+    database_name,
+    drop_database,
+    fake_upstream,
+    flat_models,
+    pipeline,
+    refresh_inline,
+)
 
 MODELS_DOC_NAME = "models-2026-07-02"
 API = json.loads(document(CATALOG_NEW))
@@ -360,3 +371,36 @@ async def test_a_removed_card_leaves_the_documents_and_stays_readable(settings: 
         pid, mid = offered[0]
         assert "canonical_id" not in await get_json(client, f"/api/v1/models/{pid}/{mid}")
         assert (await get_json(client, f"/api/v1/models/{pid}/{mid}/benchmarks"))["total"] == 0
+
+
+async def test_a_mirror_carries_the_cards_and_links_exactly(settings: Settings) -> None:
+    source = database_name(settings.database_url)
+    dsn = await create_database(f"{source}_m", template=source)
+    fast = RateLimit(10_000, 1.0)
+    mirror = dataclasses.replace(settings, database_url=dsn, redis_prefix=f"{settings.redis_prefix}:m")
+    try:
+        async with fake_upstream(document(CATALOG_NEW)) as up:
+            up.models_body = document(MODELS_DOC_NAME)
+            async with pipeline(settings, modelsdev_url=up.url) as ctx:
+                await refresh_inline(ctx)
+        async with TestClient(TestServer(create_app(settings, enqueue=lambda _: None))) as a:
+            base = str(a.make_url("")).rstrip("/")
+            async with pipeline(mirror, modelsdev_url=base, upstream_rate_limit=fast) as ctx:
+                run = await refresh_inline(ctx)
+                assert run["status"] == "succeeded", dict(run)
+            models_a, _ = await walk(a, "/api/v1/models?limit=500")
+        async with TestClient(TestServer(create_app(mirror, enqueue=lambda _: None))) as b:
+            assert await get_json(b, "/models.json") == CARDS
+            models_b, _ = await walk(b, "/api/v1/models?limit=500")
+            cards_b, _ = await walk(b, "/api/v1/canonical-models?limit=500")
+        assert [{k: v for k, v in c.items() if k in CARDS[c["id"]]} for c in cards_b] == [
+            CARDS[c] for c in sorted(CARDS)
+        ]
+
+        def links(models: list[dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
+            return {m["id"]: (m.get("canonical_id"), m.get("canonical_link")) for m in models}
+
+        assert links(models_b) == links(models_a)
+        assert sum(1 for v in links(models_a).values() if v[0]) == len(LINKS)
+    finally:
+        await drop_database(dsn)
