@@ -300,6 +300,15 @@ async def test_model_lists_sort_and_filter_by_benchmark(
     assert [r["id"] for r in rows] == tools and total == len(tools)
     assert (await get_json(loaded, "/api/v1/models?has_benchmark=No%20Such%20Bench"))["total"] == 0
 
+    # With a search (best match first): the same filter, on the ranked path.
+    def found(p: str, m: str) -> bool:
+        model = OFFERINGS[p, m]
+        return "claude" in f"{p}/{m} {model['name']} {model.get('family') or ''} {API[p]['name']}".lower()
+
+    rows, total = await walk(loaded, f"/api/v1/models?q=Claude&has_benchmark={quote(name)}&limit=6")
+    assert sorted(r["id"] for r in rows) == sorted(f"{p}/{m}" for p, m in scored if found(p, m))
+    assert total == len(rows) > 6
+
 
 async def test_sort_and_filter_by_benchmark_at_a_past_instant(settings: Settings) -> None:
     name = "Aider Polyglot"
