@@ -115,10 +115,31 @@ def compare(models: Sequence[tuple[str, Mapping[str, Any]]], tokens: Tokens | No
     )
 
 
+#: The qualifiers of a card's benchmark result that tell its results of one benchmark apart.
+QUALIFIERS = ("harness", "variant", "dataset", "version")
+
+
+def score_label(s: Mapping[str, Any]) -> str:
+    """A result's row in the score table: the benchmark, with its metric and qualifiers."""
+    details = [s["metric"], *(s.get(q) for q in QUALIFIERS)]
+    shown = ", ".join(str(d) for d in details if d)
+    return str(s["benchmark"]) + (f" ({shown})" if shown else "")
+
+
 def score_table(scores: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """Benchmark scores as {benchmark (metric): {canonical id: score}}."""
+    """Benchmark results side by side, imported and from the models' cards, as {benchmark (metric,
+    qualifiers): {canonical id: score}}. A model's second result in one row (another source or
+    origin) gets a row of its own, labelled with its source (or origin): none is dropped."""
     table: dict[str, dict[str, float]] = {}
     for s in scores:
-        name = s["benchmark"] + (f" ({s['metric']})" if s["metric"] else "")
-        table.setdefault(name, {})[f"{s['provider_id']}/{s['model_id']}"] = s["score"]
+        model = f"{s['provider_id']}/{s['model_id']}"
+        label = score_label(s)
+        if model in table.get(label, {}):
+            label += f" [{s['source'] or s.get('origin') or ''}]"
+        row = table.setdefault(label, {})
+        n = 2
+        while model in row:  # the same source twice too (a card's repeated entry)
+            row = table.setdefault(f"{label} #{n}", {})
+            n += 1
+        row[model] = s["score"]
     return table

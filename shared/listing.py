@@ -4,6 +4,7 @@ cursors of keyset paging. Pure: the SQL for these lives in shared/db/api_reads.p
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from shared.schemas.api import (
     ModelListQuery,
     ModelStatus,
     ProviderModelsQuery,
+    parse_sort,
 )
 
 ModelListParams = ModelListQuery | CapabilityModelsQuery | ProviderModelsQuery
@@ -42,19 +44,29 @@ class ModelQuery(msgspec.Struct, frozen=True, kw_only=True):
     released_before: str | None = None
     q: str | None = None
     include_removed: bool = False
+    #: Has a result of this benchmark (imported or on its card; name case-insensitive).
+    has_benchmark: str | None = None
     sort: str | None = None
+    #: The benchmark whose score orders the list when `sort` is "benchmark".
+    sort_benchmark: str | None = None
     descending: bool = False
     limit: int = 50
     cursor: list[Any] | None = None
 
     def filter_key(self) -> bytes:
         """What the total depends on: everything but the order and the page."""
-        return msgspec.json.encode(msgspec.structs.replace(self, sort=None, descending=False, limit=0, cursor=None))
+        return msgspec.json.encode(
+            msgspec.structs.replace(self, sort=None, sort_benchmark=None, descending=False, limit=0, cursor=None)
+        )
 
     def cursor_kind(self) -> str:
-        """What a cursor's position is measured in; a cursor from another ordering is refused."""
+        """What a cursor's position is measured in; a cursor from another ordering is refused (a
+        benchmark's by a digest of its name, which may be long)."""
         if self.sort:
-            return f"{'-' if self.descending else ''}{self.sort}"
+            key = self.sort
+            if self.sort_benchmark is not None:
+                key += ":" + hashlib.sha256(self.sort_benchmark.lower().encode()).hexdigest()[:16]
+            return f"{'-' if self.descending else ''}{key}"
         return "rank" if self.q else "id"
 
 
@@ -69,6 +81,7 @@ def model_query(
     providers = [provider] if provider is not None else _clean(getattr(params, "provider", []))
     capabilities = [capability] if capability is not None else list(getattr(params, "capability", []))
     q = params.q.strip() if params.q is not None else None
+    sort, descending, benchmark = parse_sort(params.sort) if params.sort else (None, False, None)
     query = ModelQuery(
         providers=providers,
         capabilities=capabilities,
@@ -85,8 +98,10 @@ def model_query(
         released_before=params.released_before.isoformat() if params.released_before else None,
         q=q or None,
         include_removed=params.include_removed,
-        sort=params.sort.key if params.sort else None,
-        descending=params.sort.descending if params.sort else False,
+        has_benchmark=params.has_benchmark.strip() if params.has_benchmark is not None else None,
+        sort=sort,
+        sort_benchmark=benchmark,
+        descending=descending,
         limit=params.limit,
     )
     if not params.cursor:

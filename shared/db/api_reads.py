@@ -48,6 +48,23 @@ SORT_SQL: dict[str, tuple[str, str, str]] = {
     "context": ("coalesce(context_limit, 9223372036854775807)", "coalesce(context_limit, -1)", "bigint"),
 }
 _CAST = {"float8": float, "bigint": int, "text": str}
+#: Models with a result of a benchmark ({name}: its placeholder), imported or on their linked card;
+#: the outer columns unqualified, as every filter here (the search applies them to `models m`).
+HAS_BENCHMARK_SQL = (
+    "(canonical_id IN (SELECT cb.canonical_id FROM canonical_benchmarks cb "
+    "WHERE lower(cb.benchmark) = lower({name}::text) AND cb.score IS NOT NULL) "
+    "OR (provider_id, model_id) IN (SELECT b.provider_id, b.model_id FROM model_benchmarks b "
+    "WHERE lower(b.benchmark) = lower({name}::text)))"
+)
+#: A model's best score of a benchmark ({name}), imported or on its card; NULL without one. Over
+#: `models` unaliased (the table, or the catalog at an instant: its links are today's, and so are
+#: the scores).
+BENCHMARK_SCORE_SQL = (
+    "(SELECT max(x.score) FROM (SELECT cb.score FROM canonical_benchmarks cb "
+    "WHERE cb.canonical_id = models.canonical_id AND lower(cb.benchmark) = lower({name}::text) "
+    "UNION ALL SELECT b.score FROM model_benchmarks b WHERE (b.provider_id, b.model_id) = "
+    "(models.provider_id, models.model_id) AND lower(b.benchmark) = lower({name}::text)) x)"
+)
 
 
 def _words(text: str) -> list[str]:
@@ -112,6 +129,8 @@ def _filters(q: ModelQuery) -> _Where:
     ):
         if value is not None:
             w.add(f"{sql} {w.arg(value)}")
+    if q.has_benchmark is not None:
+        w.add(HAS_BENCHMARK_SQL.format(name=w.arg(q.has_benchmark)))
     if q.q:
         _substrings(w, "search_text", q.q)
     return w
@@ -143,8 +162,13 @@ def _bridged(w: _Where, text: str, *, plain: bool) -> None:
         w.add(f"{BRIDGED} LIKE {w.arg(pattern.translate(_BRIDGE))}::text")
 
 
-def _order(q: ModelQuery) -> tuple[str, str, str]:
-    """(sort expression, its SQL type, direction) of a model list that is not a ranked search."""
+def _order(q: ModelQuery, w: _Where) -> tuple[str, str, str]:
+    """(sort expression, its SQL type, direction) of a model list that is not a ranked search (its
+    arguments added to `w`). A benchmark's score, like any value, puts the models without one last."""
+    if q.sort == "benchmark" and q.sort_benchmark is not None:
+        score = BENCHMARK_SCORE_SQL.format(name=w.arg(q.sort_benchmark))
+        bound = "'-Infinity'" if q.descending else "'Infinity'"
+        return f"coalesce({score}, {bound}::float8)", "float8", "DESC" if q.descending else "ASC"
     if q.sort:
         asc_key, desc_key, typ = SORT_SQL[q.sort]
         return (desc_key if q.descending else asc_key), typ, "DESC" if q.descending else "ASC"
@@ -326,7 +350,7 @@ def _list_page(q: ModelQuery) -> tuple[str, list[Any], str]:
     order (or by id) over `models`."""
     w = _filters(q)
     page = w.copy()  # the page query takes every argument of the count query, then its own
-    key, typ, direction = _order(q)
+    key, typ, direction = _order(q, page)
     if q.cursor is not None:
         value, pid, mid = q.cursor
         try:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import msgspec
 
 from shared.enums import ChangeKind, DeliveryStatus, ProviderRunStatus, RunStatus, Trigger
-from shared.schemas.catalog import Model
+from shared.schemas.catalog import Cost, Limit, Model
 from shared.webhooks.filters import FIELD_PATTERN
 from shared.webhooks.targets import MAX_URL_LENGTH
 
@@ -144,6 +144,47 @@ class Sort(StrEnum):
         return self.value.startswith("-")
 
 
+#: The prefix of a sort by a benchmark's score (`sort=-benchmark:SWE-Bench Verified`).
+BENCHMARK_SORT = "benchmark:"
+#: The longest benchmark name a sort or a filter takes.
+MAX_BENCHMARK_NAME = 200
+#: A model list's `sort=`: a Sort, or a benchmark's score by its name (case-insensitive).
+SortText = Annotated[
+    str,
+    msgspec.Meta(
+        pattern="^-?(?:"
+        + "|".join(s.key for s in Sort if not s.descending)
+        + "|"
+        + BENCHMARK_SORT
+        + r"[^\x00]*[^\s\x00][^\x00]*)$",
+        max_length=len(BENCHMARK_SORT) + MAX_BENCHMARK_NAME + 1,
+        title="one of " + ", ".join(s.value for s in Sort) + f", {BENCHMARK_SORT}<name>, -{BENCHMARK_SORT}<name>",
+        description="order (default provider_id, model_id): "
+        + ", ".join(s.key for s in Sort if not s.descending)
+        + ", or `benchmark:<name>` (a model's best score of that benchmark, name case-insensitive); "
+        "`-` for descending; models without the value come last either way",
+    ),
+]
+BenchmarkName = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=MAX_BENCHMARK_NAME,
+        pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
+        title=f"a benchmark name of 1 to {MAX_BENCHMARK_NAME} characters, not only spaces",
+    ),
+]
+
+
+def parse_sort(text: str) -> tuple[str, bool, str | None]:
+    """(sort key, descending, benchmark name or None) of a `sort=` value the pattern admitted; the
+    key of a benchmark's score is `benchmark`."""
+    descending = text.startswith("-")
+    key = text.removeprefix("-")
+    if key.startswith(BENCHMARK_SORT):
+        return "benchmark", descending, key.removeprefix(BENCHMARK_SORT).strip()
+    return key, descending, None
+
+
 # -- query parameters -------------------------------------------------------------------------
 
 
@@ -200,7 +241,11 @@ class _ModelFilters(Paging, kw_only=True):
         list[TypeChoice],
         msgspec.Meta(description="models of any of these types (a model without `type` is chat); default all"),
     ] = []
-    sort: Annotated[Sort, msgspec.Meta(description="order (default provider_id, model_id)")] | None = None
+    sort: SortText | None = None
+    has_benchmark: (
+        Annotated[BenchmarkName, msgspec.Meta(description="has a result of this benchmark (name case-insensitive)")]
+        | None
+    ) = None
     cursor: OpaqueCursor | None = None
     at: At | None = None
 
@@ -321,6 +366,35 @@ class BenchmarksQuery(ModelBenchmarksQuery, kw_only=True):
     ids: Annotated[list[ModelId], msgspec.Meta(description="only these models (canonical ids)")] = []
 
 
+class CanonicalModelsQuery(Paging, kw_only=True):
+    """GET /api/v1/canonical-models (by id)."""
+
+    q: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=200,
+                pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
+                title="1 to 200 characters, not only spaces",
+                description="every word a substring of the id, name or family (case-insensitive)",
+            ),
+        ]
+        | None
+    ) = None
+    family: Annotated[list[Text], msgspec.Meta(description="exact family (any of)")] = []
+    has_benchmarks: Annotated[bool, msgspec.Meta(description="with (true) or without (false) benchmark results")] | (
+        None
+    ) = None
+    include_removed: Annotated[bool, msgspec.Meta(description="also models that left the catalog")] = False
+    cursor: Annotated[Name, msgspec.Meta(description="next_cursor of the previous page")] | None = None
+
+
+class ModelsDocumentQuery(msgspec.Struct, kw_only=True):
+    """GET /models.json: models.dev's model cards. Any other parameter is ignored, as models.dev does."""
+
+    at: At | None = None
+
+
 # -- path parameters --------------------------------------------------------------------------
 
 
@@ -335,6 +409,13 @@ class BareModelPath(msgspec.Struct, kw_only=True):
     """/models/{model_id}: a model id without its provider (the seed's form)."""
 
     model_id: Name
+
+
+class CanonicalPath(msgspec.Struct, kw_only=True):
+    """/canonical-models/{lab}/{id}: a canonical model's id (the part after the lab may hold `/`)."""
+
+    lab: Name
+    id: Name
 
 
 class CapabilityPath(msgspec.Struct, kw_only=True):
@@ -538,8 +619,16 @@ class Change(msgspec.Struct, kw_only=True):
     fields: dict[str, list[Any]] | None
 
 
+class BenchmarkOrigin(StrEnum):
+    """Where a model's benchmark result comes from: an admin import, or its model card."""
+
+    IMPORT = "import"
+    MODELS_DEV = "models.dev"
+
+
 class Benchmark(msgspec.Struct, kw_only=True):
-    """A benchmark result of a model."""
+    """A benchmark result of a model: imported, or its canonical model's card's (`canonical_id`,
+    with the entry's harness, variant, dataset and version)."""
 
     model: str
     benchmark: str
@@ -547,6 +636,69 @@ class Benchmark(msgspec.Struct, kw_only=True):
     metric: str | None
     source: str | None
     date: date | None
+    origin: BenchmarkOrigin
+    canonical_id: str | None
+    harness: str | None
+    variant: str | None
+    dataset: str | None
+    version: str | None
+
+
+class CardBenchmark(msgspec.Struct, kw_only=True):
+    """A benchmark result on a model card, as models.dev gives it: these fields checked, the
+    others (harness, variant, dataset, version, ...) kept as received."""
+
+    name: str
+    score: float | None = None
+    metric: str | None = None
+    source: str | None = None
+    date: str | None = None
+
+
+class CanonicalModel(msgspec.Struct, kw_only=True):
+    """A canonical model: its card as models.dev's /models.json gives it (every field, those not
+    named here included), with `id` and modelmeta's fields."""
+
+    id: str
+    name: str
+    family: str | None = None
+    benchmarks: list[CardBenchmark] | None = None
+    content_hash: str
+    first_seen_at: datetime
+    updated_at: datetime
+    removed_at: datetime | None
+
+
+class CatalogDocument(msgspec.Struct, kw_only=True):
+    """GET /catalog.json: models.dev's cards and its catalog together."""
+
+    models: dict[str, Any]
+    providers: dict[str, Any]
+
+
+class CanonicalLink(StrEnum):
+    """How an offering is linked to its canonical model."""
+
+    UPSTREAM = "upstream"
+    INFERRED = "inferred"
+
+
+class Offering(msgspec.Struct, kw_only=True):
+    """A provider's model linked to a canonical model, with its price and limits."""
+
+    id: str
+    provider_id: str
+    model_id: str
+    name: str
+    canonical_link: CanonicalLink
+    cost: Cost | None
+    limit: Limit | None
+
+
+class CanonicalModelDetail(CanonicalModel, kw_only=True):
+    """A canonical model with every listed offering linked to it."""
+
+    offerings: list[Offering]
 
 
 class CapabilityCount(msgspec.Struct, kw_only=True):
@@ -668,7 +820,7 @@ def change_object(r: Any) -> Change:
 
 
 def benchmark_object(r: Any) -> Benchmark:
-    """A Benchmark from a row of model_benchmarks."""
+    """A Benchmark from a row of shared.db.scores (the view model_benchmark_results)."""
     return Benchmark(
         model=f"{r['provider_id']}/{r['model_id']}",
         benchmark=r["benchmark"],
@@ -676,6 +828,12 @@ def benchmark_object(r: Any) -> Benchmark:
         metric=r["metric"] or None,
         source=r["source"] or None,
         date=r["measured_at"],
+        origin=r["origin"],
+        canonical_id=r["canonical_id"],
+        harness=r["harness"],
+        variant=r["variant"],
+        dataset=r["dataset"],
+        version=r["version"],
     )
 
 

@@ -120,6 +120,7 @@ def _sample_path(path: str, run_id: int) -> str:
         "capability": "tool_call",
         "run_id": str(run_id),
         "id": "1",
+        "lab": "acme",
     }
     return re.sub(r"\{(\w+)(?::[^}]+)?\}", lambda m: values[m.group(1)], path)
 

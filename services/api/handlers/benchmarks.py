@@ -1,4 +1,5 @@
-"""Model benchmark scores: import (admin), all of them, and one model's."""
+"""Model benchmark results: import (admin), all of them, and one model's (imported and from its
+model card, each with its `origin`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from shared.schemas.api import (
     benchmark_object,
 )
 
-_CURSOR = "benchmark"
+#: The kind of a results cursor: its position is the 7 columns of shared.db.scores' keyset.
+_CURSOR = "benchmark-result"
 
 
 async def post_benchmarks(request: web.Request, *, body: list[BenchmarkIn]) -> web.Response:
@@ -32,7 +34,7 @@ async def post_benchmarks(request: web.Request, *, body: list[BenchmarkIn]) -> w
 async def _page(
     request: web.Request, models: list[tuple[str, str]] | None, query: ModelBenchmarksQuery
 ) -> web.Response:
-    after = decode_cursor(query.cursor, _CURSOR, 5) if query.cursor else None
+    after = decode_cursor(query.cursor, _CURSOR, 7) if query.cursor else None
     rows, total, last = await scores.list_scores(request.app[keys.POOL], models, after=after, limit=query.limit)
     nxt = encode_cursor(_CURSOR, last) if last else None
     return uncached(Page(data=[benchmark_object(r) for r in rows], total=total, next_cursor=nxt))
