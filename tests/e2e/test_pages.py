@@ -58,6 +58,8 @@ PHONE = {"width": 390, "height": 844}
 CHANGED = ("anthropic", "claude-sonnet-4-5")
 NEW_INPUT_PRICE = 2.75
 OLD, NEW = (json.loads(document(n)) for n in (CATALOG_OLD, CATALOG_NEW))
+MODELS = "models-2026-07-02"
+CARDS = json.loads(document(MODELS))
 
 
 @dataclass
@@ -78,6 +80,10 @@ class Watch:
 async def _load(settings: Settings, tmp: Path) -> None:
     """Both real catalogs through the real pipeline, then the runs dated as the documents are, so
     the history spans four months (as `import-history` of the two files would)."""
+    # The newer one with models.dev's models document beside it (model cards and their benchmarks);
+    # the web process's upstream has it beside too, so a refresh keeps the cards.
+    for name in (MODELS, "models"):
+        (tmp / f"{name}.json").write_bytes(document(MODELS))
     for name in (CATALOG_OLD, CATALOG_NEW):
         path = tmp / f"{name}.json"
         path.write_bytes(document(name))
@@ -92,8 +98,8 @@ async def _load(settings: Settings, tmp: Path) -> None:
                    removed_at = CASE WHEN m.removed_at IS NULL THEN NULL ELSE c.last END
               FROM (SELECT provider_id, model_id, min(at) AS first, max(at) AS last FROM model_changes GROUP BY 1, 2) c
              WHERE c.provider_id = m.provider_id AND c.model_id = m.model_id;
-            UPDATE models
-               SET api_doc = model_api_doc(provider_id, model_id, raw, first_seen_at, updated_at, removed_at);
+            UPDATE models SET api_doc = model_api_doc(
+                provider_id, model_id, raw, first_seen_at, updated_at, removed_at, canonical_id, canonical_link);
             """
         )
 
@@ -287,6 +293,43 @@ def test_an_unknown_model_is_a_404_page_for_a_browser_and_problem_json_for_a_cli
     watch.errors[:] = [e for e in watch.errors if "404" not in e]
 
 
+def test_a_model_page_leads_to_its_card_with_benchmarks_and_every_offering(page: Any, site: Site, watch: Watch) -> None:
+    expect = _expect()
+    card_id = "anthropic/claude-sonnet-4-5"
+    card = CARDS[card_id]
+    offerings = sorted(
+        (f"{pid}/{mid}", m)
+        for pid, p in NEW.items()
+        for mid, m in p["models"].items()
+        if mid.rsplit("/", 1)[-1].lower() == "claude-sonnet-4-5"
+    )
+    assert len(offerings) > 5 and card["benchmarks"]
+    page.goto(site.base + "/m/anthropic/claude-sonnet-4-5")
+    link = page.get_by_role("link", name=card_id, exact=True)
+    expect(page.locator("p.canonical")).to_contain_text("inferred from its id")
+    link.click()
+    expect(page).to_have_url(f"{site.base}/cards/{card_id}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(card["name"])
+    rows = page.locator("#offerings tbody tr")
+    expect(rows).to_have_count(len(offerings))
+    cheapest = min(offerings, key=lambda o: (o[1].get("cost", {}).get("input", float("inf")), o[0]))
+    expect(rows.first).to_contain_text(cheapest[1]["name"])
+    expect(rows.first).to_contain_text(f"${cheapest[1]['cost']['input']:.2f}")
+    results = page.locator("#card-benchmarks tbody tr")
+    expect(results).to_have_count(len(card["benchmarks"]))
+    first = card["benchmarks"][0]
+    expect(results.first).to_contain_text(first["name"])
+    expect(results.first).to_contain_text(str(first["score"]))
+    # The offering's own page lists the card's results as its benchmarks, marked as from the card.
+    page.goto(site.base + "/m/anthropic/claude-sonnet-4-5")
+    bench = page.locator("section", has=page.locator("#h-bench"))
+    expect(bench.get_by_role("row", name=first["name"]).first).to_contain_text("model card")
+    # An unknown card: the 404 page (Chromium logs the 404 of the page itself).
+    assert page.goto(site.base + "/cards/nope/none").status == 404
+    expect(page.locator("main")).to_contain_text("nope/none")
+    watch.errors[:] = [e for e in watch.errors if "404" not in e]
+
+
 # -- compare -----------------------------------------------------------------------------------
 
 
@@ -357,6 +400,7 @@ def test_start_a_refresh_with_the_admin_token_and_watch_it_succeed(page: Any, si
 PAGES = {
     "catalog": "/",
     "model": "/m/anthropic/claude-opus-4-1",
+    "card": "/cards/anthropic/claude-sonnet-4-5",
     "compare": "/compare?ids=anthropic/claude-sonnet-4-5,openai/gpt-4o,google/gemini-2.5-pro"
     "&input_tokens=100000&output_tokens=20000&cached_tokens=40000",
     "refreshes": "/refreshes",

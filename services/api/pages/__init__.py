@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.api.pages import assets
+from services.api.pages.card import card_page
 from services.api.pages.catalog import catalog_page
 from services.api.pages.compare import compare_page
 from services.api.pages.model import model_page
@@ -37,6 +38,7 @@ def setup_pages(app: web.Application) -> None:
     r = app.router
     r.add_get("/", catalog_page)
     r.add_get("/m/{provider_id}/{model_id:.+}", model_page)
+    r.add_get("/cards/{lab}/{id:.+}", card_page)
     r.add_get("/compare", compare_page)
     r.add_get("/refreshes", refreshes_page)
     r.add_get("/docs", docs_page)

@@ -56,6 +56,8 @@ SHOWN = {
     "modalities",
     "reasoning_options",
     "family",
+    "canonical_id",
+    "canonical_link",
     *CAPABILITY_FIELDS,
     *DATE_FIELDS,
 }
