@@ -74,6 +74,14 @@ def parse_models_document(body: bytes) -> dict[str, bytes]:
     return out
 
 
+def lists_no_cards(body: bytes) -> bool:
+    """True for a models document that is an empty object (a source with no card to offer)."""
+    try:
+        return not _cards_decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+
+
 def models_document_hash(body: bytes) -> str:
     """The hash a stored canonical set is compared with: of the document's bytes."""
     return sha256_hex(body)

@@ -18,7 +18,14 @@ import msgspec
 import structlog
 
 from shared import events
-from shared.canonical import CANONICAL_PROVIDER, card_segment, decode_cards, models_document_hash, parse_models_document
+from shared.canonical import (
+    CANONICAL_PROVIDER,
+    card_segment,
+    decode_cards,
+    lists_no_cards,
+    models_document_hash,
+    parse_models_document,
+)
 from shared.catalog import (
     ModelRecord,
     ProviderRecord,
@@ -233,8 +240,8 @@ async def _load_cards(ctx: RefreshContext, run_id: int, loaded: _Loaded) -> _Car
     if fetched.body is None:  # 304
         return None
     digest = models_document_hash(fetched.body)
-    if digest == stored and not force:
-        return None
+    if (digest == stored and not force) or (not stored and lists_no_cards(fetched.body)):
+        return None  # unchanged, or none stored and none served (another modelmeta without cards)
     return _Cards(work=(CANONICAL_PROVIDER, fetched.body, digest), url=fetched.url, etag=fetched.etag)
 
 
@@ -520,8 +527,6 @@ async def _apply_cards(
     and the links of the offerings whose inferred card came or went; mark the provider-run done."""
     await canonical_writes.hold_links_exclusive(conn)
     incoming = decode_cards(parse_models_document(document_body)) if document_body is not None else {}
-    if document_body is not None and not incoming:
-        raise MalformedDocument("the models document lists no models")
     states = await canonical_writes.card_states(conn)
     added, updated, removed = diff_states(states, incoming)
     version = None

@@ -232,3 +232,20 @@ async def test_embedded_catalog_brings_its_models_document(settings: Settings) -
         assert "upstream unreachable" in run["fallback_reason"]
         assert await cards(ctx.pool) == json.loads(document(EMBEDDED_MODELS))
         assert await ctx.pool.fetchval("SELECT count(*) FROM model_benchmark_results") > 0
+
+
+async def test_an_empty_models_document_is_no_cards(settings: Settings) -> None:
+    """Another modelmeta with no cards serves an empty list: nothing to sync while none is stored;
+    once some are, it removes them like a document that went away."""
+    async with fake_upstream(document(CATALOG_NEW)) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        up.models_body = b"{}"
+        run = await refresh_inline(ctx)
+        assert run["status"] == "succeeded", run["error"]
+        assert CANONICAL_PROVIDER not in await provider_runs(ctx.pool, run["id"])
+        up.models_body = document(MODELS)
+        await refresh_inline(ctx)
+        assert len(await cards(ctx.pool)) == 231
+        up.models_body = b"{}"
+        run = await refresh_inline(ctx)
+        assert run["status"] == "succeeded", run["error"]
+        assert (run["removed"], await cards(ctx.pool)) == (231, {})
