@@ -173,7 +173,8 @@ async def plan_refresh(ctx: RefreshContext, run_id: int, *, document: Fetched | 
     if loaded is None:
         return []
     # The models document (canonical models) of a whole-catalog run from the source, not of an import.
-    cards = None if document is not None or run["scope"] is not None else await _load_cards(ctx, run_id, loaded)
+    whole = document is None and run["scope"] is None
+    cards = await _load_cards(ctx, run_id, loaded, force=run["force"]) if whole else None
     if cards is None and await _finish_if_unchanged(ctx, run_id, loaded, good_sha256):
         return []
     if loaded.fetched.body is None or loaded.digest == good_sha256:  # only the models document is new
@@ -214,14 +215,11 @@ async def _load(
     return None
 
 
-async def _load_cards(ctx: RefreshContext, run_id: int, loaded: _Loaded) -> _Cards | None:
+async def _load_cards(ctx: RefreshContext, run_id: int, loaded: _Loaded, *, force: bool) -> _Cards | None:
     """Fetch the models document beside the catalog (models.dev's `/models.json`, or another
     modelmeta's canonical models), conditionally; None when there is nothing to sync: it is
     unchanged, or the upstream has none and none is stored. A 404 is not an error."""
-    async with ctx.pool.acquire() as conn:
-        stored, stored_url, stored_etag = await canonical_writes.stored_source(conn)
-        run = await runs.get_run(conn, run_id)
-    force = run is not None and run["force"]
+    stored, stored_url, stored_etag = await canonical_writes.stored_source(ctx.pool)
     try:
         if loaded.fetched.url == EMBEDDED_URL:
             fetched = Fetched(EMBEDDED_MODELS_URL, document(EMBEDDED_MODELS), None)
