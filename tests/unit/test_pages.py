@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from multidict import MultiDict
 
 from services.api.pages.catalog import CAPABILITY_LABELS, list_params, sort_headers
 from services.api.pages.formatting import duration, money, price, tokens, value
 from services.api.pages.history import chart, price_steps
-from services.api.pages.render import CSP, Page, PageCache, Renderer, wants_html
+from services.api.pages.render import CSP, PAGES, Page, PageCache, Renderer, respond, wants_html
 from shared.schemas.api import Capability
 
 MARCH, JULY, NOW = (datetime(2026, m, d, 12, tzinfo=UTC) for m, d in ((3, 1), (7, 2), (11, 1)))
@@ -147,3 +148,16 @@ def test_a_page_is_compressed_once_per_coding() -> None:
     gz = page.body("gzip")
     assert gzip.decompress(gz) == page.bodies["identity"] and page.body("gzip") is gz
     assert page.size == 3007 + len(gz)
+
+
+def test_a_page_is_answered_in_the_coding_asked_for_and_a_large_one_left_to_a_thread() -> None:
+    app = web.Application()
+    app[PAGES] = Renderer()
+    request = make_mocked_request("GET", "/", headers={"Accept-Encoding": "gzip, br;q=0.5"}, app=app)
+    small = respond(request, Page(b"<p>" + b"model " * 500 + b"</p>"))
+    assert small.headers["Content-Encoding"] == "gzip" and isinstance(small.body, bytes)
+    assert gzip.decompress(small.body).startswith(b"<p>model")
+    assert app[PAGES].style_hash in small.headers["Content-Security-Policy"]
+    large = respond(request, Page(b"<p>" + b"model " * 50_000 + b"</p>"))
+    assert "Content-Encoding" not in large.headers and large.compression, "aiohttp compresses it off the loop"
+    assert "Content-Encoding" not in respond(make_mocked_request("GET", "/", app=app), Page(b"x" * 5000)).headers

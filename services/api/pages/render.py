@@ -5,9 +5,10 @@ swaps it in: the same template renders the first, server-rendered load and every
 pages work before any script runs and there is one way to write each thing.
 
 The style sheet is inlined in each page (allowed by its hash in the policy): a first load paints
-without waiting for a second request. A page is compressed on the event loop (a page is tens of kB:
-a fraction of a millisecond in zstd, where a hop to a thread costs more), and the catalog keeps the
-pages it rendered (PageCache) while the API's response cache drops nothing.
+without waiting for a second request. A page is compressed on the event loop (tens of kB: a
+millisecond or less, where a hop to a thread costs more; a page over THREADED_SIZE still goes to
+one), and the catalog keeps the pages it rendered (PageCache) while the API's response cache drops
+nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import jinja2
 import markupsafe
 from aiohttp import web
 
-from services.api.compression import COMPRESSORS, IDENTITY, MIN_SIZE, negotiate
+from services.api.compression import COMPRESSORS, IDENTITY, MIN_SIZE, THREADED_SIZE, negotiate
 from services.api.pages.assets import Assets
 from services.api.pages.formatting import FILTERS
 from shared.errors import BadRequest
@@ -172,6 +173,10 @@ def respond(request: web.Request, page: Page, *, csp: str = CSP, cache_control: 
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "same-origin",
     }
+    if len(body) > THREADED_SIZE:  # a large page (a long history): aiohttp compresses it in a thread
+        response = web.Response(body=body, status=page.status, headers=headers)
+        response.enable_compression()
+        return response
     if coding != IDENTITY:
         body = page.body(coding)
         headers["Content-Encoding"] = coding
