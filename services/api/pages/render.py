@@ -25,7 +25,7 @@ import jinja2
 import markupsafe
 from aiohttp import web
 
-from services.api.compression import COMPRESSORS, IDENTITY, MIN_SIZE, THREADED_SIZE, negotiate
+from services.api.compression import COMPRESSORS, FAST_CODINGS, IDENTITY, MIN_SIZE, THREADED_SIZE, negotiate
 from services.api.pages.assets import Assets
 from services.api.pages.formatting import FILTERS
 from shared.errors import BadRequest
@@ -164,7 +164,7 @@ def page(request: web.Request, template: str, context: Mapping[str, Any], *, sta
 def respond(request: web.Request, page: Page, *, csp: str = CSP, cache_control: str = "no-cache") -> web.Response:
     """A page as the answer, in the coding the request accepts (bodies over 1 kB)."""
     body = page.bodies[IDENTITY]
-    coding = negotiate(request.headers.get("Accept-Encoding")) if len(body) > MIN_SIZE else IDENTITY
+    coding = negotiate(request.headers.get("Accept-Encoding"), FAST_CODINGS) if len(body) > MIN_SIZE else IDENTITY
     headers = {
         "Content-Type": "text/html; charset=utf-8",
         "Cache-Control": cache_control,
