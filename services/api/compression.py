@@ -15,6 +15,9 @@ import zstandard
 IDENTITY: Final = "identity"
 #: The codings served, best first: on equal q-values the first listed wins.
 CODINGS: Final = ("br", "zstd", "gzip")
+#: The same, fastest to make first: for a body compressed for each request (an HTML page), where zstd
+#: takes a tenth of brotli's time (0.4 ms against 4.7 for the catalog page) for a few percent more bytes.
+FAST_CODINGS: Final = ("zstd", "br", "gzip")
 #: A body this size or smaller is served as is: compressing it saves less than it costs.
 MIN_SIZE: Final = 1024
 #: A body larger than this is compressed in a thread, off the event loop.
@@ -54,28 +57,28 @@ def unpack(coding: str, body: bytes) -> bytes:
     return gzip.decompress(body)
 
 
-def negotiate(accept_encoding: str | None) -> str:
-    """The coding to answer in: the acceptable one with the highest q-value (RFC 9110 12.5.3),
-    `identity` when none is, or when the header cannot be read."""
+def negotiate(accept_encoding: str | None, codings: tuple[str, ...] = CODINGS) -> str:
+    """The coding to answer in: the acceptable one with the highest q-value (RFC 9110 12.5.3), the
+    first of `codings` on equal q-values, `identity` when none is, or when the header cannot be read."""
     if not accept_encoding:
         return IDENTITY
     if len(accept_encoding) > 200:
-        return _negotiate(accept_encoding)
-    return _remembered(accept_encoding)
+        return _negotiate(accept_encoding, codings)
+    return _remembered(accept_encoding, codings)
 
 
 @functools.lru_cache(maxsize=256)
-def _remembered(accept_encoding: str) -> str:
-    return _negotiate(accept_encoding)
+def _remembered(accept_encoding: str, codings: tuple[str, ...]) -> str:
+    return _negotiate(accept_encoding, codings)
 
 
-def _negotiate(accept_encoding: str) -> str:
+def _negotiate(accept_encoding: str, codings: tuple[str, ...]) -> str:
     weights = _weights(accept_encoding)
     if weights is None:
         return IDENTITY
     wildcard = weights.get("*")
     best, best_q = IDENTITY, 0.0
-    for coding in CODINGS:
+    for coding in codings:
         q = weights.get(coding, wildcard if wildcard is not None else 0.0)
         if q > best_q:
             best, best_q = coding, q

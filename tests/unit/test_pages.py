@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
+import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from multidict import MultiDict
 
 from services.api.pages.catalog import CAPABILITY_LABELS, list_params, sort_headers
 from services.api.pages.formatting import duration, money, price, tokens, value
 from services.api.pages.history import chart, price_steps
-from services.api.pages.render import Renderer, wants_html
+from services.api.pages.render import CSP, PAGES, Page, PageCache, Renderer, respond, wants_html
 from shared.schemas.api import Capability
 
 MARCH, JULY, NOW = (datetime(2026, m, d, 12, tzinfo=UTC) for m, d in ((3, 1), (7, 2), (11, 1)))
@@ -106,3 +112,61 @@ def test_parts_render_alone_and_text_is_escaped() -> None:
     assert "&lt;b&gt;x&lt;/b&gt;/y" in html and "<b>x</b>" not in html
     part = renderer.html("refreshes.html", {"runs": [], "open": False}, part="runs")
     assert part.lstrip().startswith('<div id="runs-state" data-open="false">') and "<html" not in part
+
+
+def test_the_inlined_style_sheet_is_allowed_by_its_hash_and_only_by_it() -> None:
+    renderer = Renderer()
+    html = renderer.html("not_found.html", {"missing": "x", "path": "/"})
+    style = re.search(r"<style>(.*?)</style>", html, re.S)
+    assert style is not None and "table.models" in style.group(1)
+    digest = "'sha256-" + base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode() + "'"
+    policy = renderer.policy(CSP)
+    assert f"style-src 'self' {digest};" in policy and "unsafe-inline" not in policy
+    assert "script-src 'self';" in policy, "scripts stay files from this host"
+    docs = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+    assert renderer.policy(docs) == docs, "a hash beside 'unsafe-inline' would turn it off"
+
+
+def test_kept_pages_live_while_the_cache_drops_nothing_and_within_their_age() -> None:
+    kept = PageCache(max_bytes=250)
+    later = time.monotonic() + 60
+    assert kept.get("a", epoch=3) is None
+    kept.put("a", Page(b"x" * 100, expires=later), epoch=3)
+    assert kept.get("a", epoch=3) is not None
+    kept.put("b", Page(b"y" * 100, expires=later), epoch=2)  # rendered before a drop: not kept
+    assert kept.get("b", epoch=3) is None
+    kept.put("c", Page(b"z" * 100, expires=time.monotonic() - 1), epoch=3)
+    assert kept.get("c", epoch=3) is None, "past its age"
+    kept.put("d", Page(b"w" * 100, expires=later), epoch=3)  # over 250 bytes: the least recently used goes
+    assert kept.get("a", epoch=3) is None and kept.get("d", epoch=3) is not None and kept.bytes <= 250
+    assert kept.get("d", epoch=4) is None, "anything the API cache dropped drops every kept page"
+    assert kept.pages == {} and kept.bytes == 0
+
+
+def test_a_page_is_compressed_once_per_coding() -> None:
+    page = Page(b"<p>" + b"model " * 500 + b"</p>")
+    gz = page.body("gzip")
+    assert gzip.decompress(gz) == page.bodies["identity"] and page.body("gzip") is gz
+    assert page.size == 3007 + len(gz)
+
+
+def test_a_page_is_answered_in_the_coding_asked_for_and_a_large_one_left_to_a_thread() -> None:
+    app = web.Application()
+    app[PAGES] = Renderer()
+    body = b"<p>" + b"model " * 500 + b"</p>"
+
+    def coding(accept: str) -> str | None:
+        return respond(
+            make_mocked_request("GET", "/", headers={"Accept-Encoding": accept}, app=app), Page(body)
+        ).headers.get("Content-Encoding")
+
+    # A page is compressed for each request: zstd (the fastest) when it is as welcome as brotli.
+    assert coding("gzip, deflate, br, zstd") == "zstd" and coding("gzip, br, zstd;q=0.5") == "br"
+    request = make_mocked_request("GET", "/", headers={"Accept-Encoding": "gzip, br;q=0.5"}, app=app)
+    small = respond(request, Page(body))
+    assert small.headers["Content-Encoding"] == "gzip" and isinstance(small.body, bytes)
+    assert gzip.decompress(small.body) == body
+    assert app[PAGES].style_hash in small.headers["Content-Security-Policy"]
+    large = respond(request, Page(b"<p>" + b"model " * 50_000 + b"</p>"))
+    assert "Content-Encoding" not in large.headers and large.compression, "aiohttp compresses it off the loop"
+    assert "Content-Encoding" not in respond(make_mocked_request("GET", "/", app=app), Page(b"x" * 5000)).headers

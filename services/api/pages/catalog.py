@@ -7,6 +7,7 @@ plain link that works without a script.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -14,9 +15,12 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import MultiMapping
 
+from services.api import keys
+from services.api.cache import CACHED_FOR
 from services.api.pages import data
 from services.api.pages.formatting import number, price, tokens
-from services.api.pages.render import model_path, problems, render
+from services.api.pages.render import PAGES, PART_HEADER, Page, PageCache, model_path, problems, respond
+from services.api.pages.render import page as rendered_page
 from shared.errors import BadRequest
 from shared.schemas.api import Modality, ModelListQuery, ModelStatus
 
@@ -133,6 +137,23 @@ def sort_headers(params: dict[str, str]) -> list[dict[str, Any]]:
 
 
 async def catalog_page(request: web.Request) -> web.Response:
+    """The catalog, or the part of it the request asks for: kept for its URL while the API's cache
+    keeps what it was rendered from (a search typed again, the first page of every visitor)."""
+    cache = request.app[keys.CACHE]
+    kept: PageCache = request.app[PAGES].kept
+    key, epoch = kept.key(request), cache.epoch
+    rendered = kept.get(key, epoch)
+    if rendered is None:
+        rendered = await _catalog(request)
+        if cache.enabled and rendered.status == 200 and cache.epoch == epoch:  # nothing dropped meanwhile
+            rendered.expires = time.monotonic() + cache.ttl
+            kept.put(key, rendered, epoch)
+    # A part (the table, swapped in as you type) may be reused by the browser as long as the API's
+    # answers it is made of (a search typed again, or backspaced to); the page itself is revalidated.
+    return respond(request, rendered, cache_control=CACHED_FOR if PART_HEADER in request.headers else "no-cache")
+
+
+async def _catalog(request: web.Request) -> Page:
     params = list_params(request.query)
     page_raw = request.query.get("page", "1")
     page = int(page_raw) if page_raw.isdigit() and 0 < int(page_raw) < 10**6 else 1
@@ -171,4 +192,4 @@ async def catalog_page(request: web.Request) -> web.Response:
         "next_href": _href(base, cursor=result["next_cursor"], page=str(page + 1)) if result["next_cursor"] else None,
         "first_href": _href(base) if page > 1 else None,
     }
-    return render(request, "catalog.html", context, status=400 if errors else 200)
+    return rendered_page(request, "catalog.html", context, status=400 if errors else 200)
