@@ -45,9 +45,13 @@ async def point_in_time(request: web.Request, at: str | None) -> PointInTime | N
         raise BadRequest("invalid query parameters", [("at", str(e))]) from None
     if instant >= datetime.now(UTC):
         return None
+    instants = request.app[keys.INSTANTS]
+    if (known := instants.get(instant)) is not None:
+        return PointInTime(instant, *known)
     found = await history_db.version_at(request.app[keys.POOL], instant)
     if found.newest is None or found.version == found.newest:
-        return None  # nothing changed since: the catalog as it is
+        return None  # nothing changed since: the catalog as it is (until the next version)
+    instants.put(instant, found.version or 0, found.at)  # a version after it exists: fixed for good
     return PointInTime(instant, found.version or 0, found.at)
 
 

@@ -19,7 +19,16 @@ from shared.catalog import MODEL_COLUMNS, ModelRecord, content_hash, model_row
 from shared.config import Settings
 from shared.embedded import document
 from shared.schemas.catalog import Model
-from tests.integration.history_helpers import NEW, OLD, api, get, imported_database, walk, write_catalogs
+from tests.integration.history_helpers import (
+    NEW,
+    OLD,
+    api,
+    get,
+    imported_database,
+    run_import,
+    walk,
+    write_catalogs,
+)
 from tests.support import flat_models, leaf_diff
 
 MARCH, JULY = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 7, 2, tzinfo=UTC)
@@ -293,6 +302,44 @@ async def test_removed_and_returning_models_at_an_instant(replayed: Settings, im
         assert during["removed_at"] == "2026-07-02T00:00:00.000000Z"
         assert await get(client, "/api.json?at=2026-07-15") == NEW_DOC
         assert await get(client, "/api.json") == OLD_DOC
+
+
+@pytest.fixture
+def march_then_open(template_db: str, catalogs: dict[str, Path]) -> Iterator[Settings]:
+    """03-01 alone, for a test that imports 07-02 itself while a web app is open."""
+    with imported_database(template_db, [str(catalogs[OLD])]) as settings:
+        yield settings
+
+
+async def test_an_instant_after_the_newest_change_follows_the_catalog(
+    march_then_open: Settings, catalogs: dict[str, Path]
+) -> None:
+    """An instant after the newest change is the catalog as it is, until a newer version exists:
+    from then on (and for good, so a web process remembers it) the catalog version it saw then.
+    A past list's total is kept across catalog versions; the current one's is counted again."""
+    query = "/api/v1/models?capability=tool_call&limit=5"
+    async with api(march_then_open) as client:
+        at = "2026-05-01"
+        current = await client.get(f"/api.json?at={at}")
+        assert current.headers["Cache-Control"] == "public, max-age=15"
+        assert await current.json(content_type=None) == OLD_DOC
+        assert not client.app[keys.INSTANTS].known  # nothing remembered: it may change
+        old_list = await get(client, f"{query}&at={at}")
+        march = int(current.headers["X-Catalog-Version"])
+
+        await run_import(march_then_open, [str(catalogs[NEW])])
+        for _ in range(2):  # the second from what the process remembers
+            past = await client.get(f"/api.json?at={at}")
+            assert past.headers["X-Catalog-Version"] == str(march) and "immutable" in past.headers["Cache-Control"]
+            assert await past.json(content_type=None) == OLD_DOC
+            assert await get(client, f"{query}&at={at}") == old_list
+        assert client.app[keys.INSTANTS].get(datetime(2026, 5, 1, 23, 59, 59, 999999, tzinfo=UTC)) is not None
+        totals = client.app[keys.TOTALS]
+        past_keys = [k for k in totals.past if k.endswith(f"@{march}")]
+        assert past_keys and totals.past[past_keys[0]] == old_list["total"]
+        client.app[keys.CACHE].version += 1  # a newer catalog version seen: the past total stays
+        assert totals.get(past_keys[0]) == old_list["total"]
+        assert (await get(client, f"{query}&at=2026-07-15"))["total"] == (await get(client, query))["total"]
 
 
 async def test_bad_and_future_instants(imported: Settings) -> None:

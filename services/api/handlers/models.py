@@ -47,7 +47,7 @@ def model_list(request: web.Request, mq: ModelQuery, pit: PointInTime | None = N
         with totals.counting(filter_key) as counted:
             docs, total, position = await api_reads.list_models(pool, mq, known_total=known)
             counted(total)
-        totals.put(filter_key, version, total)
+        totals.put(filter_key, None if pit else version, total)  # a past catalog's total holds for good
         return json_page(docs, total, encode_cursor(mq.cursor_kind(), position) if position else None)
 
     plan = Cached(frozenset(mq.providers) if mq.providers else frozenset({ALL}), build)
