@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import msgspec
@@ -17,7 +17,11 @@ import pytest
 from services.api import keys
 from shared.catalog import MODEL_COLUMNS, ModelRecord, content_hash, model_row
 from shared.config import Settings
+from shared.db import Queryable, api_reads
+from shared.db.history import catalog_at
 from shared.embedded import document
+from shared.listing import ModelQuery
+from shared.schemas.api import Capability, Modality, ModelStatus
 from shared.schemas.catalog import Model
 from tests.integration.history_helpers import (
     NEW,
@@ -159,6 +163,49 @@ async def test_versions_have_the_typed_values_of_their_objects(imported: Setting
         record = ModelRecord(r["model_id"], raw, content_hash(raw), msgspec.convert(raw, Model))
         expected = model_row(r["provider_id"], r["provider_name"], record)
         assert tuple(r[c] for c in typed) == tuple(expected[MODEL_COLUMNS.index(c)] for c in typed), r["model_id"]
+
+
+class _Recorder:
+    """A Queryable that records the statements it is given and answers nothing."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def fetch(self, sql: str, *args: Any, **kwargs: Any) -> list[Any]:
+        self.statements.append((sql, args))
+        return []
+
+    async def fetchval(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        self.statements.append((sql, args))
+        return 0
+
+
+async def test_totals_at_an_instant_can_be_counted_from_the_interval_index(imported: Settings) -> None:
+    """A list's total at an instant reads only migration 0014's index (an index-only scan), for
+    every filter but the model type and search: it holds the interval and each filtered column.
+    (The planner may prefer reading the table where it is small; here it is told not to.)"""
+    queries = [
+        ModelQuery(),
+        ModelQuery(include_removed=True),
+        ModelQuery(families=["gpt"], statuses=[ModelStatus.ACTIVE, ModelStatus.DEPRECATED]),  # providers: by key
+        ModelQuery(capabilities=list(Capability), input_modalities=[Modality.PDF], output_modalities=[Modality.TEXT]),
+        ModelQuery(min_context=1, min_output=1, max_input_cost=9.0, max_output_cost=9.0),
+        ModelQuery(released_after="2024-01-01", released_before="2026-01-01", sort="input_cost", descending=True),
+    ]
+    conn = await asyncpg.connect(imported.database_url)
+    try:
+        await conn.execute("VACUUM model_versions")  # an index-only scan needs the visibility map
+        await conn.execute("SET enable_seqscan = off")
+        for q in queries:
+            recorder = _Recorder()
+            await api_reads.list_models(catalog_at(cast(Queryable, recorder), MARCH), q)
+            sql, args = recorder.statements[0]
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}", *args))
+            counted = plan.split("InitPlan")[1].split("->  ")[2]  # the count's scan, under its aggregate
+            assert counted.startswith("Index Only Scan using model_versions_at_idx"), (q, plan)
+            assert "Heap Fetches: 0" in plan.split("InitPlan")[1], plan
+    finally:
+        await conn.close()
 
 
 def _changed_price(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str]:
