@@ -389,6 +389,34 @@ async def test_an_instant_after_the_newest_change_follows_the_catalog(
         assert (await get(client, f"{query}&at=2026-07-15"))["total"] == (await get(client, query))["total"]
 
 
+async def test_a_ranked_search_at_an_instant_reads_its_matches_once(
+    imported: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ranked search of a past catalog is never told its total (which would have it probe its rank
+    tiers through indexes the catalog then does not have); one now, or sorted, is, once counted."""
+    told: list[int | None] = []
+    list_models = api_reads.list_models
+
+    async def recording(conn: Queryable, q: ModelQuery, *, known_total: int | None = None) -> Any:
+        told.append(known_total)
+        return await list_models(conn, q, known_total=known_total)
+
+    monkeypatch.setattr(api_reads, "list_models", recording)
+    async with api(imported) as client:
+        pages = {}
+        for query in ("q=gpt&at=2026-05-01", "q=gpt&sort=name&at=2026-05-01", "q=gpt"):
+            told.clear()
+            first = await get(client, f"/api/v1/models?{query}&limit=1")
+            second = await get(client, f"/api/v1/models?{query}&limit=2")
+            assert first["total"] == second["total"] > 0
+            pages[query] = (list(told), second["total"])
+    then = pages["q=gpt&at=2026-05-01"][1]
+    assert pages["q=gpt&at=2026-05-01"] == ([None, None], then)  # counted by the ranked search, but not told
+    assert pages["q=gpt&sort=name&at=2026-05-01"] == ([then, then], then)  # the same filter: its total kept
+    now = pages["q=gpt"][1]
+    assert pages["q=gpt"] == ([None, now], now)
+
+
 async def test_bad_and_future_instants(imported: Settings) -> None:
     async with api(imported) as client:
         routes = [
