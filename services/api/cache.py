@@ -24,6 +24,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
@@ -401,8 +402,9 @@ class TotalsMemo:
     """List totals by filter, for the catalog version they were counted at. A total does not depend
     on sort, cursor or limit, so walking the pages of a list counts it once, and requests for the
     same filter that arrive while it is being counted wait for that count rather than count again
-    (after a new catalog version, every popular search is asked for at once). Bounded in bytes like
-    the cache (least recently used out first)."""
+    (after a new catalog version, every popular search is asked for at once). A total of a past
+    catalog (`at=`: its key names the version) never changes, so it outlives new catalog versions.
+    Bounded in bytes like the cache (least recently used out first), current and past apart."""
 
     def __init__(self, cache: ResponseCache, max_bytes: int | None = None) -> None:
         self.cache = cache
@@ -410,6 +412,8 @@ class TotalsMemo:
         self.version = -1
         self.totals: OrderedDict[str, int] = OrderedDict()
         self.bytes = 0
+        self.past: OrderedDict[str, int] = OrderedDict()  # totals of past catalogs, by filter and version
+        self.past_bytes = 0
         self._counting: dict[tuple[str, int], asyncio.Future[int | None]] = {}  # by filter and version
 
     async def known(self, key: str) -> int | None:
@@ -435,6 +439,10 @@ class TotalsMemo:
                 del self._counting[slot]
 
     def get(self, key: str) -> int | None:
+        total = self.past.get(key)
+        if total is not None:
+            self.past.move_to_end(key)
+            return total
         if self.version != self.cache.version:
             self.version, self.totals, self.bytes = self.cache.version, OrderedDict(), 0
         total = self.totals.get(key)
@@ -442,10 +450,43 @@ class TotalsMemo:
             self.totals.move_to_end(key)
         return total
 
-    def put(self, key: str, version: int, total: int) -> None:
-        if version == self.cache.version == self.version and key not in self.totals:
+    def put(self, key: str, version: int | None, total: int) -> None:
+        """Keep a total counted at this catalog version (None: of a past catalog, kept for good)."""
+        if version is None:
+            if key not in self.past:
+                self.past[key] = total
+                self.past_bytes = _bounded(self.past, self.past_bytes + _key_size(key), self.max_bytes)
+        elif version == self.cache.version == self.version and key not in self.totals:
             self.totals[key] = total
-            self.bytes += _key_size(key)
-            while self.bytes > self.max_bytes and self.totals:
-                old, _ = self.totals.popitem(last=False)
-                self.bytes -= _key_size(old)
+            self.bytes = _bounded(self.totals, self.bytes + _key_size(key), self.max_bytes)
+
+
+def _bounded(totals: OrderedDict[str, int], size: int, max_bytes: int) -> int:
+    """Drop the least recently used totals until their keys take at most max_bytes; their size then."""
+    while size > max_bytes and totals:
+        old, _ = totals.popitem(last=False)
+        size -= _key_size(old)
+    return size
+
+
+class PastInstants:
+    """Past instants (`at=`) already resolved to the catalog version in force then and when it was
+    committed. Such an answer never changes: a later catalog version is never committed before the
+    newest one, so once a version after the instant exists, every version to come is after it too.
+    Keeps asking PostgreSQL out of each `at=` request. Bounded (least recently used out first)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.known: OrderedDict[datetime, tuple[int, datetime | None]] = OrderedDict()
+
+    def get(self, at: datetime) -> tuple[int, datetime | None] | None:
+        found = self.known.get(at)
+        if found is not None:
+            self.known.move_to_end(at)
+        return found
+
+    def put(self, at: datetime, version: int, version_at: datetime | None) -> None:
+        self.known[at] = (version, version_at)
+        self.known.move_to_end(at)
+        while len(self.known) > self.size:
+            self.known.popitem(last=False)

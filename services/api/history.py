@@ -23,6 +23,7 @@ from shared.db import Queryable
 from shared.db import history as history_db
 from shared.errors import BadRequest
 from shared.history import parse_at
+from shared.listing import ModelQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +46,13 @@ async def point_in_time(request: web.Request, at: str | None) -> PointInTime | N
         raise BadRequest("invalid query parameters", [("at", str(e))]) from None
     if instant >= datetime.now(UTC):
         return None
+    instants = request.app[keys.INSTANTS]
+    if (known := instants.get(instant)) is not None:
+        return PointInTime(instant, *known)
     found = await history_db.version_at(request.app[keys.POOL], instant)
     if found.newest is None or found.version == found.newest:
-        return None  # nothing changed since: the catalog as it is
+        return None  # nothing changed since: the catalog as it is (until the next version)
+    instants.put(instant, found.version or 0, found.at)  # a version after it exists: fixed for good
     return PointInTime(instant, found.version or 0, found.at)
 
 
@@ -58,6 +63,15 @@ def reader(request: web.Request, pit: PointInTime | None) -> Queryable:
         return pool
     # The catalog at the version's own time is the catalog at any instant until the next version.
     return history_db.catalog_at(pool, pit.version_at or pit.at)
+
+
+def usable_total(pit: PointInTime | None, query: ModelQuery, known: int | None) -> int | None:
+    """The known total of a list to hand shared.db.api_reads.list_models: none for a ranked search
+    (`q=` without `sort=`) of a past catalog. Told a large total, the search reads its rank tiers
+    in index order, probing the narrow search table once per name length: the catalog at an
+    instant has no index there, so each probe computes every version's search text (100,000
+    models: 7.5 s a page). Not told, it reads its matches once, ranking and counting them (0.4 s)."""
+    return None if pit is not None and query.q and not query.sort else known
 
 
 def at_version(request: web.Request, pit: PointInTime | None, plan: Cached, *, final: bool = True) -> Cached:

@@ -8,7 +8,7 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
-from services.api.cache import ResponseCache, TotalsMemo
+from services.api.cache import PastInstants, ResponseCache, TotalsMemo
 from shared.config import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -16,6 +16,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)
 CACHE = web.AppKey("cache", ResponseCache)
 TOTALS = web.AppKey("totals", TotalsMemo)
+#: Past instants (`at=`) resolved to the catalog version in force then.
+INSTANTS = web.AppKey("instants", PastInstants)
 #: The OpenAPI document, encoded.
 OPENAPI = web.AppKey("openapi", bytes)
 #: Sends plan_refresh(run_id) to the workers (blocking; called in a thread).

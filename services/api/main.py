@@ -21,7 +21,7 @@ from prometheus_client import Info
 from redis.asyncio import Redis
 
 from services.api import keys, ratelimit
-from services.api.cache import ResponseCache, TotalsMemo, listen, poll_version
+from services.api.cache import PastInstants, ResponseCache, TotalsMemo, listen, poll_version
 from services.api.handlers.webhooks import setup_webhooks
 from services.api.middlewares import request_context
 from services.api.pages import setup_pages
@@ -51,6 +51,7 @@ def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = No
     app[keys.SETTINGS] = settings
     app[keys.CACHE] = ResponseCache(settings.cache_ttl, settings.cache_max_bytes, enabled=settings.cache_enabled)
     app[keys.TOTALS] = TotalsMemo(app[keys.CACHE])
+    app[keys.INSTANTS] = PastInstants()
     app[keys.ENQUEUE] = enqueue or Sender.from_settings(settings).plan_refresh
     app[keys.OPENAPI] = openapi_json()
     app.cleanup_ctx.append(_resources)

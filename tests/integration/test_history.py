@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import msgspec
@@ -17,9 +17,22 @@ import pytest
 from services.api import keys
 from shared.catalog import MODEL_COLUMNS, ModelRecord, content_hash, model_row
 from shared.config import Settings
+from shared.db import Queryable, api_reads
+from shared.db.history import catalog_at
 from shared.embedded import document
+from shared.listing import ModelQuery
+from shared.schemas.api import Capability, Modality, ModelStatus
 from shared.schemas.catalog import Model
-from tests.integration.history_helpers import NEW, OLD, api, get, imported_database, walk, write_catalogs
+from tests.integration.history_helpers import (
+    NEW,
+    OLD,
+    api,
+    get,
+    imported_database,
+    run_import,
+    walk,
+    write_catalogs,
+)
 from tests.support import flat_models, leaf_diff
 
 MARCH, JULY = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 7, 2, tzinfo=UTC)
@@ -150,6 +163,49 @@ async def test_versions_have_the_typed_values_of_their_objects(imported: Setting
         record = ModelRecord(r["model_id"], raw, content_hash(raw), msgspec.convert(raw, Model))
         expected = model_row(r["provider_id"], r["provider_name"], record)
         assert tuple(r[c] for c in typed) == tuple(expected[MODEL_COLUMNS.index(c)] for c in typed), r["model_id"]
+
+
+class _Recorder:
+    """A Queryable that records the statements it is given and answers nothing."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def fetch(self, sql: str, *args: Any, **kwargs: Any) -> list[Any]:
+        self.statements.append((sql, args))
+        return []
+
+    async def fetchval(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        self.statements.append((sql, args))
+        return 0
+
+
+async def test_totals_at_an_instant_can_be_counted_from_the_interval_index(imported: Settings) -> None:
+    """A list's total at an instant reads only migration 0014's index (an index-only scan), for
+    every filter but the model type and search: it holds the interval and each filtered column.
+    (The planner may prefer reading the table where it is small; here it is told not to.)"""
+    queries = [
+        ModelQuery(),
+        ModelQuery(include_removed=True),
+        ModelQuery(families=["gpt"], statuses=[ModelStatus.ACTIVE, ModelStatus.DEPRECATED]),  # providers: by key
+        ModelQuery(capabilities=list(Capability), input_modalities=[Modality.PDF], output_modalities=[Modality.TEXT]),
+        ModelQuery(min_context=1, min_output=1, max_input_cost=9.0, max_output_cost=9.0),
+        ModelQuery(released_after="2024-01-01", released_before="2026-01-01", sort="input_cost", descending=True),
+    ]
+    conn = await asyncpg.connect(imported.database_url)
+    try:
+        await conn.execute("VACUUM model_versions")  # an index-only scan needs the visibility map
+        await conn.execute("SET enable_seqscan = off")
+        for q in queries:
+            recorder = _Recorder()
+            await api_reads.list_models(catalog_at(cast(Queryable, recorder), MARCH), q)
+            sql, args = recorder.statements[0]
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}", *args))
+            counted = plan.split("InitPlan")[1].split("->  ")[2]  # the count's scan, under its aggregate
+            assert counted.startswith("Index Only Scan using model_versions_at_idx"), (q, plan)
+            assert "Heap Fetches: 0" in plan.split("InitPlan")[1], plan
+    finally:
+        await conn.close()
 
 
 def _changed_price(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str]:
@@ -293,6 +349,72 @@ async def test_removed_and_returning_models_at_an_instant(replayed: Settings, im
         assert during["removed_at"] == "2026-07-02T00:00:00.000000Z"
         assert await get(client, "/api.json?at=2026-07-15") == NEW_DOC
         assert await get(client, "/api.json") == OLD_DOC
+
+
+@pytest.fixture
+def march_then_open(template_db: str, catalogs: dict[str, Path]) -> Iterator[Settings]:
+    """03-01 alone, for a test that imports 07-02 itself while a web app is open."""
+    with imported_database(template_db, [str(catalogs[OLD])]) as settings:
+        yield settings
+
+
+async def test_an_instant_after_the_newest_change_follows_the_catalog(
+    march_then_open: Settings, catalogs: dict[str, Path]
+) -> None:
+    """An instant after the newest change is the catalog as it is, until a newer version exists:
+    from then on (and for good, so a web process remembers it) the catalog version it saw then.
+    A past list's total is kept across catalog versions; the current one's is counted again."""
+    query = "/api/v1/models?capability=tool_call&limit=5"
+    async with api(march_then_open) as client:
+        at = "2026-05-01"
+        current = await client.get(f"/api.json?at={at}")
+        assert current.headers["Cache-Control"] == "public, max-age=15"
+        assert await current.json(content_type=None) == OLD_DOC
+        assert not client.app[keys.INSTANTS].known  # nothing remembered: it may change
+        old_list = await get(client, f"{query}&at={at}")
+        march = int(current.headers["X-Catalog-Version"])
+
+        await run_import(march_then_open, [str(catalogs[NEW])])
+        for _ in range(2):  # the second from what the process remembers
+            past = await client.get(f"/api.json?at={at}")
+            assert past.headers["X-Catalog-Version"] == str(march) and "immutable" in past.headers["Cache-Control"]
+            assert await past.json(content_type=None) == OLD_DOC
+            assert await get(client, f"{query}&at={at}") == old_list
+        assert client.app[keys.INSTANTS].get(datetime(2026, 5, 1, 23, 59, 59, 999999, tzinfo=UTC)) is not None
+        totals = client.app[keys.TOTALS]
+        past_keys = [k for k in totals.past if k.endswith(f"@{march}")]
+        assert past_keys and totals.past[past_keys[0]] == old_list["total"]
+        client.app[keys.CACHE].version += 1  # a newer catalog version seen: the past total stays
+        assert totals.get(past_keys[0]) == old_list["total"]
+        assert (await get(client, f"{query}&at=2026-07-15"))["total"] == (await get(client, query))["total"]
+
+
+async def test_a_ranked_search_at_an_instant_reads_its_matches_once(
+    imported: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ranked search of a past catalog is never told its total (which would have it probe its rank
+    tiers through indexes the catalog then does not have); one now, or sorted, is, once counted."""
+    told: list[int | None] = []
+    list_models = api_reads.list_models
+
+    async def recording(conn: Queryable, q: ModelQuery, *, known_total: int | None = None) -> Any:
+        told.append(known_total)
+        return await list_models(conn, q, known_total=known_total)
+
+    monkeypatch.setattr(api_reads, "list_models", recording)
+    async with api(imported) as client:
+        pages = {}
+        for query in ("q=gpt&at=2026-05-01", "q=gpt&sort=name&at=2026-05-01", "q=gpt"):
+            told.clear()
+            first = await get(client, f"/api/v1/models?{query}&limit=1")
+            second = await get(client, f"/api/v1/models?{query}&limit=2")
+            assert first["total"] == second["total"] > 0
+            pages[query] = (list(told), second["total"])
+    then = pages["q=gpt&at=2026-05-01"][1]
+    assert pages["q=gpt&at=2026-05-01"] == ([None, None], then)  # counted by the ranked search, but not told
+    assert pages["q=gpt&sort=name&at=2026-05-01"] == ([then, then], then)  # the same filter: its total kept
+    now = pages["q=gpt"][1]
+    assert pages["q=gpt"] == ([None, now], now)
 
 
 async def test_bad_and_future_instants(imported: Settings) -> None:

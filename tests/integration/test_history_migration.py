@@ -60,8 +60,9 @@ async def test_versions_are_built_for_the_data_already_stored(
     with monkeypatch.context() as previous_release:
         # The schema and the pipeline before this change: every migration but 0009 (a deployment of
         # the release before has 0010 and 0011 already, and here 0012, which needs none of 0009; 0009
-        # is applied after them), no versions, changes at the time they run.
-        previous_release.setattr(migrations, "migration_files", lambda: [m for m in every if m[0] != 9])
+        # is applied after them) and 0014 (an index of its versions), no versions, changes at the
+        # time they run.
+        previous_release.setattr(migrations, "migration_files", lambda: [m for m in every if m[0] not in (9, 14)])
         await migrations.migrate(empty_dsn)
         for name in ("run_changes_at", "stamp_version", "record_model_versions", "record_provider_version"):
             previous_release.setattr(history_db, name, _nothing)
@@ -71,7 +72,7 @@ async def test_versions_are_built_for_the_data_already_stored(
                 source.write_bytes(body)
                 runs.append(await refresh_inline(ctx))
     assert [r["status"] for r in runs] == ["succeeded"] * 3
-    assert await migrations.migrate(empty_dsn) == ["0009_versions"]
+    assert await migrations.migrate(empty_dsn) == ["0009_versions", "0014_versions_at"]
 
     conn = await asyncpg.connect(empty_dsn)
     try:

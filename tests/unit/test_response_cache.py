@@ -6,13 +6,14 @@ import asyncio
 import gzip
 import json
 import random
+from datetime import UTC, datetime
 
 import brotli
 import pytest
 import zstandard
 
 from services.api import compression
-from services.api.cache import ALL, KEY_OVERHEAD, ResponseCache, TotalsMemo
+from services.api.cache import ALL, KEY_OVERHEAD, PastInstants, ResponseCache, TotalsMemo
 from services.api.compression import IDENTITY, negotiate
 
 
@@ -155,6 +156,35 @@ def test_the_totals_memo_is_bounded_in_bytes() -> None:
         memo.get("filter-0")  # kept hot
         assert memo.bytes <= memo.max_bytes
     assert memo.get("filter-0") == 0 and memo.get("filter-999") == 999 and memo.get("filter-1") is None
+
+
+def test_totals_of_a_past_catalog_outlive_new_catalog_versions() -> None:
+    """A total counted for a past catalog (`at=`, its key names the version) never changes: a new
+    catalog version forgets the current totals, not those."""
+    cache = ResponseCache(600, max_bytes=160_000)
+    memo = TotalsMemo(cache)
+    memo.get("warm")
+    memo.put("capability=vision", cache.version, 40)
+    memo.put("capability=vision@12", None, 30)
+    cache.version += 1
+    assert memo.get("capability=vision") is None and memo.get("capability=vision@12") == 30
+    for n in range(1000):  # bounded as the current ones are
+        memo.put(f"filter-{n}@12", None, n)
+        memo.get("capability=vision@12")  # kept hot
+        assert memo.past_bytes <= memo.max_bytes
+    assert memo.get("capability=vision@12") == 30 and memo.get("filter-1@12") is None
+
+
+def test_past_instants_are_remembered_least_recently_used_out() -> None:
+    instants = PastInstants(size=3)
+    t = [datetime(2026, 5, d, tzinfo=UTC) for d in range(1, 6)]
+    instants.put(t[0], 7, t[0])
+    instants.put(t[1], 0, None)  # before the first data
+    instants.put(t[2], 9, t[2])
+    assert instants.get(t[0]) == (7, t[0])  # kept hot
+    instants.put(t[3], 9, t[2])
+    assert instants.get(t[1]) is None and instants.get(t[0]) == (7, t[0]) and instants.get(t[3]) == (9, t[2])
+    assert len(instants.known) == 3
 
 
 async def test_requests_for_a_filter_being_counted_wait_for_that_count() -> None:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from services.api import keys
 from services.api.cache import ALL
-from services.api.history import PointInTime, at_version, point_in_time, reader
+from services.api.history import PointInTime, at_version, point_in_time, reader, usable_total
 from services.api.respond import Cached, encode, json_page
 from shared.db import Queryable, api_reads
 from shared.db import history as history_db
@@ -45,9 +45,9 @@ def model_list(request: web.Request, mq: ModelQuery, pit: PointInTime | None = N
         version = cache.version
         known = await totals.known(filter_key)
         with totals.counting(filter_key) as counted:
-            docs, total, position = await api_reads.list_models(pool, mq, known_total=known)
+            docs, total, position = await api_reads.list_models(pool, mq, known_total=usable_total(pit, mq, known))
             counted(total)
-        totals.put(filter_key, version, total)
+        totals.put(filter_key, None if pit else version, total)  # a past catalog's total holds for good
         return json_page(docs, total, encode_cursor(mq.cursor_kind(), position) if position else None)
 
     plan = Cached(frozenset(mq.providers) if mq.providers else frozenset({ALL}), build)
