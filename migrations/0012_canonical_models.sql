@@ -14,8 +14,10 @@ CREATE TABLE canonical_models (
         CASE WHEN jsonb_typeof(raw -> 'family') = 'string' THEN raw ->> 'family' END) STORED,
     -- the last path segment of the id, lower-cased: what an offering's id is matched on (inferred links)
     segment        text GENERATED ALWAYS AS (lower(regexp_replace(id, '^.*/', ''))) STORED,
+    -- a result with a name and a numeric score (what the offerings' benchmark lists show)
     has_benchmarks boolean GENERATED ALWAYS AS (
-        CASE WHEN jsonb_typeof(raw -> 'benchmarks') = 'array' THEN jsonb_array_length(raw -> 'benchmarks') > 0
+        CASE WHEN jsonb_typeof(raw -> 'benchmarks') = 'array'
+             THEN jsonb_path_exists(raw -> 'benchmarks', '$[*] ? (@.name.type() == "string" && @.score.type() == "number")')
              ELSE false END) STORED,
     first_seen_at  timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now(),
@@ -73,10 +75,11 @@ CREATE INDEX models_canonical_idx ON models (canonical_id) WHERE canonical_id IS
 
 -- (Self-contained: it does not use migration 0009's jsonb_as_* functions.)
 CREATE FUNCTION model_upstream_canonical(p_raw jsonb) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT nullif(coalesce(
-        CASE WHEN jsonb_typeof(p_raw -> 'canonical_id') = 'string' THEN p_raw ->> 'canonical_id' END,
-        CASE WHEN jsonb_typeof(p_raw -> 'canonical_model_id') = 'string' THEN p_raw ->> 'canonical_model_id' END,
-        CASE WHEN jsonb_typeof(p_raw -> 'base_model') = 'string' THEN p_raw ->> 'base_model' END), '')
+    SELECT coalesce(
+        CASE WHEN jsonb_typeof(p_raw -> 'canonical_id') = 'string' THEN nullif(p_raw ->> 'canonical_id', '') END,
+        CASE WHEN jsonb_typeof(p_raw -> 'canonical_model_id') = 'string'
+             THEN nullif(p_raw ->> 'canonical_model_id', '') END,
+        CASE WHEN jsonb_typeof(p_raw -> 'base_model') = 'string' THEN nullif(p_raw ->> 'base_model', '') END)
 $$;
 
 -- The API's model object with its link (migration 0003's, plus canonical_id and canonical_link when linked).
@@ -136,3 +139,11 @@ $$;
 ALTER TABLE canonical_state ADD COLUMN source_url text, ADD COLUMN etag text;
 -- The models document a run loaded beside the catalog (synced by its `@models` provider-run).
 ALTER TABLE refresh_runs ADD COLUMN models_url text, ADD COLUMN models_etag text;
+
+-- Offerings stored before this migration whose objects name their canonical model: linked now
+-- (no card is stored yet, so no link is inferred; the first sync of a models document infers them).
+UPDATE models m SET canonical_id = l.canonical_id, canonical_link = l.canonical_link,
+    api_doc = model_api_doc(m.provider_id, m.model_id, m.raw, m.first_seen_at, m.updated_at, m.removed_at,
+                            l.canonical_id, l.canonical_link)
+FROM models n CROSS JOIN LATERAL model_canonical_link(n.model_id, n.raw) l
+WHERE (n.provider_id, n.model_id) = (m.provider_id, m.model_id) AND l.canonical_id IS NOT NULL;

@@ -5,7 +5,6 @@ document as the pseudo-provider CANONICAL_PROVIDER (shared/refresh.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,27 +21,7 @@ CANONICAL_PROVIDER = "@models"
 UPSTREAM_LINK_FIELDS = ("canonical_id", "canonical_model_id", "base_model")
 
 
-class BenchmarkResult(msgspec.Struct, frozen=True):
-    """What a card's benchmark result must hold; its other fields (harness, variant, dataset,
-    version, ...) are kept as received."""
-
-    name: str
-    score: float | None = None
-    metric: str | None = None
-    source: str | None = None
-    date: str | None = None
-
-
-class Card(msgspec.Struct, frozen=True):
-    """The fields of a card this service reads; the card itself is kept exactly as received."""
-
-    name: str
-    family: str | None = None
-    benchmarks: list[BenchmarkResult] = []
-
-
 _cards_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_card_decoder = msgspec.json.Decoder(Card)
 _generic_decoder = msgspec.json.Decoder()
 
 
@@ -55,23 +34,29 @@ class CanonicalRecord:
     content_hash: str
 
 
-def parse_models_document(body: bytes) -> dict[str, bytes]:
-    """Validate a models.dev `/models.json` (an object of canonical id -> card): each card's bytes
-    by id. MalformedDocument says where it is wrong."""
+def parse_models_document(body: bytes) -> tuple[dict[str, CanonicalRecord], list[str]]:
+    """Validate and decode a models.dev `/models.json` (an object of canonical id -> card): each
+    card with the hash of its canonical JSON, and the ids of the entries left out (not an object,
+    a number out of range, or an id that is not `lab/model`), which do not stop the others. A card
+    is kept as received; its odd fields (a score that is not a number, `benchmarks` that is not a
+    list) are only left out of what is computed from it (benchmark rows, filters). MalformedDocument
+    when the body is not such an object at all."""
     try:
-        cards = _cards_decoder.decode(body)
+        entries = _cards_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError) as e:
         raise MalformedDocument(f"not a models.dev models document: {e}") from None
-    out: dict[str, bytes] = {}
-    for cid, raw in cards.items():
-        if "/" not in cid.strip("/"):
-            raise MalformedDocument(f"models document: {cid!r} is not a canonical id (`lab/model`)")
+    cards: dict[str, CanonicalRecord] = {}
+    skipped: list[str] = []
+    for cid, data in entries.items():
         try:
-            _card_decoder.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:
-            raise MalformedDocument(f"models document: card {cid!r}: {e}") from None
-        out[cid] = bytes(raw)
-    return out
+            raw = _generic_decoder.decode(data) if "/" in cid.strip("/") else None
+        except (msgspec.DecodeError, RecursionError):
+            raw = None
+        if not isinstance(raw, dict):
+            skipped.append(cid)
+            continue
+        cards[cid] = CanonicalRecord(cid, raw, content_hash(raw))
+    return cards, skipped
 
 
 def lists_no_cards(body: bytes) -> bool:
@@ -87,14 +72,13 @@ def models_document_hash(body: bytes) -> str:
     return sha256_hex(body)
 
 
-def decode_cards(cards: Mapping[str, bytes]) -> dict[str, CanonicalRecord]:
-    """Every card decoded, with the hash of its canonical JSON (a few hundred cards: no byte-level
-    shortcut is needed, unlike the offerings)."""
-    out: dict[str, CanonicalRecord] = {}
-    for cid, data in cards.items():
-        raw = _generic_decoder.decode(data)
-        out[cid] = CanonicalRecord(cid, raw, content_hash(raw))
-    return out
+def change_view(card: dict[str, Any]) -> dict[str, Any]:
+    """A card as its changes are recorded: its benchmark results by position, so that a changed
+    score is one field (`benchmarks.2.score`) rather than the whole list."""
+    results = card.get("benchmarks")
+    if not isinstance(results, list):
+        return card
+    return {**card, "benchmarks": {str(i): r for i, r in enumerate(results)}}
 
 
 def card_segment(canonical_id: str) -> str:

@@ -21,7 +21,7 @@ from shared import events
 from shared.canonical import (
     CANONICAL_PROVIDER,
     card_segment,
-    decode_cards,
+    change_view,
     lists_no_cards,
     models_document_hash,
     parse_models_document,
@@ -159,12 +159,16 @@ async def plan_refresh(ctx: RefreshContext, run_id: int, *, document: Fetched | 
         if run is None:
             log.info("plan_skipped", run_id=run_id, reason="run already finished")
             return []
-        if await runs.has_provider_runs(conn, run_id):
-            return await runs.pending_providers(conn, run_id)
+        planned = await runs.has_provider_runs(conn, run_id)
+        pending = await runs.pending_providers(conn, run_id) if planned else []
         # A handed-in document is always compared provider by provider (history: issue 13).
         force = run["force"] or document is not None
         etag, good_sha256 = (None, None) if force else await runs.last_good_source(conn, url)
         catalog_empty = await catalog_writes.catalog_is_empty(conn)
+    if planned:  # a redelivered message: send what is pending again, or close what nothing holds open
+        if not pending:
+            await close_run(ctx, run_id)
+        return pending
     loaded = (
         _Loaded(document, kind)
         if document is not None
@@ -175,7 +179,10 @@ async def plan_refresh(ctx: RefreshContext, run_id: int, *, document: Fetched | 
     # The models document (canonical models) of a whole-catalog run from the source, not of an import.
     whole = document is None and run["scope"] is None
     cards = await _load_cards(ctx, run_id, loaded, force=run["force"]) if whole else None
-    if cards is None and await _finish_if_unchanged(ctx, run_id, loaded, good_sha256):
+    # A models document that could not be read does not make an unchanged catalog's run fail: the
+    # run ends unchanged with the reason (and the catalog's ETag stays the one to ask with).
+    unread = cards.error if cards is not None else None
+    if (cards is None or unread) and await _finish_if_unchanged(ctx, run_id, loaded, good_sha256, error=unread):
         return []
     if loaded.fetched.body is None or loaded.digest == good_sha256:  # only the models document is new
         parsed: _Parsed | None = _Parsed({}, {}, 0)
@@ -248,9 +255,12 @@ def _embedded(reason: str) -> _Loaded:
     return _Loaded(Fetched(EMBEDDED_URL, embedded_catalog(), None), SourceKind.DOCUMENT, fallback_reason=reason)
 
 
-async def _finish_if_unchanged(ctx: RefreshContext, run_id: int, loaded: _Loaded, good_sha256: str | None) -> bool:
+async def _finish_if_unchanged(
+    ctx: RefreshContext, run_id: int, loaded: _Loaded, good_sha256: str | None, *, error: str | None = None
+) -> bool:
     """End the run as unchanged when the source has nothing new (a 304, or the very document the
-    last good run loaded: a file, or an upstream without ETags); True when it did."""
+    last good run loaded: a file, or an upstream without ETags), noting `error` (what else could
+    not be read); True when it did."""
     fetched, digest = loaded.fetched, loaded.digest
     if digest is None:
         reason, digest = "304 Not Modified", good_sha256
@@ -260,9 +270,9 @@ async def _finish_if_unchanged(ctx: RefreshContext, run_id: int, loaded: _Loaded
         return False
     async with ctx.pool.acquire() as conn:
         await runs.finish_run(
-            conn, run_id, RunStatus.UNCHANGED, source_url=fetched.url, etag=fetched.etag, sha256=digest
+            conn, run_id, RunStatus.UNCHANGED, error=error, source_url=fetched.url, etag=fetched.etag, sha256=digest
         )
-    log.info("run_unchanged", run_id=run_id, reason=reason, sha256=digest)
+    log.info("run_unchanged", run_id=run_id, reason=reason, sha256=digest, error=error)
     return True
 
 
@@ -431,7 +441,7 @@ async def sync_provider(ctx: RefreshContext, run_id: int, provider_id: str) -> S
                 else:
                     await canonical_writes.hold_links_shared(conn)
                     outcome = await _apply_slice(conn, run_id, provider_id, slice_, slice_hash, started)
-            except MalformedDocument as e:
+            except (MalformedDocument, IntegrityGuardTripped) as e:
                 # Bad data does not get better on retry: fail this provider, keep the others.
                 log.warning("provider_malformed", run_id=run_id, provider_id=provider_id, error=str(e))
                 pending_count = await runs.complete_provider_run(
@@ -524,9 +534,19 @@ async def _apply_cards(
     cards added, updated and removed, their change log (as `@models`), versions and benchmark rows,
     and the links of the offerings whose inferred card came or went; mark the provider-run done."""
     await canonical_writes.hold_links_exclusive(conn)
-    incoming = decode_cards(parse_models_document(document_body)) if document_body is not None else {}
+    incoming, skipped = parse_models_document(document_body) if document_body is not None else ({}, [])
+    if skipped:
+        log.warning("models_document_entries_skipped", run_id=run_id, count=len(skipped), ids=skipped[:20])
     states = await canonical_writes.card_states(conn)
     added, updated, removed = diff_states(states, incoming)
+    listed = sum(1 for _, is_listed, _ in states.values() if is_listed)
+    if len(removed) * 2 > listed and not await runs.run_is_forced(conn, run_id):
+        # The integrity guard of the catalog, for the cards: a document that vanished or lost most
+        # of them is more likely an upstream fault than a decision (a forced refresh accepts it).
+        raise IntegrityGuardTripped(
+            f"the models document would remove {len(removed)} of the {listed} listed cards; "
+            "refusing it (force a refresh to accept it)"
+        )
     version = None
     relinked: list[str] = []
     if added or updated or removed:
@@ -539,8 +559,8 @@ async def _apply_cards(
             (run_id, CANONICAL_PROVIDER, cid, ChangeKind.ADDED, None, version) for cid in added
         ]
         changes.extend(
-            (run_id, CANONICAL_PROVIDER, cid, ChangeKind.UPDATED, field_changes(old_raws[cid], raw), version)
-            for cid, raw in ((cid, incoming[cid].raw) for cid in updated)
+            (run_id, CANONICAL_PROVIDER, cid, ChangeKind.UPDATED, field_changes(*views), version)
+            for cid, views in ((cid, (change_view(old_raws[cid]), change_view(incoming[cid].raw))) for cid in updated)
         )
         changes.extend((run_id, CANONICAL_PROVIDER, cid, ChangeKind.REMOVED, None, version) for cid in removed)
         await catalog_writes.insert_changes(conn, changes, at)
@@ -664,7 +684,7 @@ async def close_run(ctx: RefreshContext, run_id: int) -> RunStatus | None:
     except Exception as e:  # Redis down: nothing to wait for; the web processes poll PostgreSQL.
         log.warning("ack_wait_failed", run_id=run_id, error=str(e))
     async with ctx.pool.acquire() as conn:
-        closed = await runs.close_run_if_complete(conn, run_id)
+        closed = await runs.close_run_if_complete(conn, run_id, CANONICAL_PROVIDER)
     if closed is None:
         return None
     status, seconds = closed

@@ -65,11 +65,12 @@ def models_document_url(url: str) -> str:
     """Where models.dev's `/models.json` is beside a catalog document at `url`: the same host and
     folder, the file name's leading `api` made `models` (`api.json` -> `models.json`,
     `api-2026-07-02.json` -> `models-2026-07-02.json`), or `models.json` when the name has none.
-    The query (`type=all`) is not the models document's."""
+    The query is kept (a token, a signature) but for `type`, which is the catalog's."""
     parts = urlsplit(url)
     folder, _, name = parts.path.rpartition("/")
     sibling = "models" + name[3:] if name.startswith("api") and name.endswith(".json") else "models.json"
-    return urlunsplit(parts._replace(path=f"{folder}/{sibling}", query="", fragment=""))
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "type"])
+    return urlunsplit(parts._replace(path=f"{folder}/{sibling}", query=query, fragment=""))
 
 
 class HttpFetcher:

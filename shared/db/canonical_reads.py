@@ -19,10 +19,7 @@ CARD_JSON = """(c.raw || jsonb_build_object(
     'updated_at', api_time(c.updated_at),
     'removed_at', api_time(c.removed_at)))"""
 #: What `q` searches (migration 0012's trigram index, canonical_models_search_idx).
-_HAYSTACK = (
-    "lower(id || ' ' || coalesce(jsonb_as_text(raw -> 'name'), '') || ' ' "
-    "|| coalesce(jsonb_as_text(raw -> 'family'), ''))"
-)
+_HAYSTACK = "lower(id || ' ' || name || ' ' || coalesce(family, ''))"
 #: An offering of a card: the provider's model, short, with its price and limits.
 _OFFERING = """jsonb_build_object(
     'id', m.provider_id || '/' || m.model_id, 'provider_id', m.provider_id, 'model_id', m.model_id,

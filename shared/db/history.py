@@ -141,9 +141,11 @@ def _relations(at: datetime) -> str:
     """`models` and `providers` as they stood at `at`, with the columns of those tables (the search
     columns and the API object as migrations 0001 and 0002 define them), as common table
     expressions that shadow the tables in the query they head (and `model_search`, migration 0011's
-    narrow search table, derived from them). A model's link to its canonical model is today's (links
-    follow the canonical set, whose versions are not consulted here). `at` is a datetime, never request
-    text, so it is written into the SQL: each catalog version's queries are the same statements."""
+    narrow search table, derived from them). Links to canonical models are not versioned: the API
+    object of a past model carries none (an answer about the past never changes), and the link
+    columns are today's, for the benchmark filters and sorts, whose answers are not final. `at` is a
+    datetime, never request text, so it is written into the SQL: each catalog version's queries are
+    the same statements."""
     t = f"'{at.isoformat()}'::timestamptz"
     model_columns = ", ".join(f"v.{c}" for c in MODEL_COLUMNS if c not in ("content_hash", "raw_sha256"))
     return f"""models AS NOT MATERIALIZED (
@@ -156,7 +158,7 @@ def _relations(at: datetime) -> str:
             || setweight(to_tsvector('simple'::regconfig, v.provider_id || ' ' || v.provider_name), 'C') AS search,
         cur.canonical_id, cur.canonical_link,
         model_api_doc(v.provider_id, v.model_id, v.raw, v.first_seen_at, v.valid_from, v.removed_at,
-                      cur.canonical_id, cur.canonical_link) AS api_doc
+                      NULL, NULL) AS api_doc
     FROM model_versions v
     LEFT JOIN public.models cur ON (cur.provider_id, cur.model_id) = (v.provider_id, v.model_id)
     WHERE v.valid_from <= {t} AND (v.valid_to IS NULL OR v.valid_to > {t})

@@ -140,6 +140,11 @@ async def pending_providers(conn: Conn, run_id: int) -> list[str]:
     return [r["provider_id"] for r in rows]
 
 
+async def run_is_forced(conn: Queryable, run_id: int) -> bool:
+    """Whether a run was asked with `force` (its guards give way)."""
+    return bool(await conn.fetchval("SELECT force FROM refresh_runs WHERE id = $1", run_id))
+
+
 async def has_provider_runs(conn: Conn, run_id: int) -> bool:
     """Whether plan_refresh already fanned this run out."""
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM refresh_provider_runs WHERE run_id = $1)", run_id))
@@ -354,9 +359,12 @@ async def awaits_close(conn: Queryable, run_id: int) -> bool:
     )
 
 
-async def close_run_if_complete(conn: Conn, run_id: int) -> tuple[RunStatus, float] | None:
+async def close_run_if_complete(conn: Conn, run_id: int, models_unit: str) -> tuple[RunStatus, float] | None:
     """Close a run whose providers are all finished; return its final status and its duration in
     seconds (None if it was not closed). Idempotent: a run already closed stays as it is.
+
+    A run whose only work was the models document (`models_unit`: the catalog had nothing new) and
+    that failed ends `unchanged` with the reason: the catalog is as the last good run left it.
     """
     row = await conn.fetchrow(
         """
@@ -365,16 +373,23 @@ async def close_run_if_complete(conn: Conn, run_id: int) -> tuple[RunStatus, flo
             status = CASE
                 WHEN NOT EXISTS (SELECT 1 FROM refresh_provider_runs p
                                  WHERE p.run_id = r.id AND p.status = 'failed') THEN 'succeeded'
+                WHEN NOT EXISTS (SELECT 1 FROM refresh_provider_runs p
+                                 WHERE p.run_id = r.id AND p.provider_id <> $2) THEN 'unchanged'
                 WHEN EXISTS (SELECT 1 FROM refresh_provider_runs p
                              WHERE p.run_id = r.id AND p.status = 'succeeded') THEN 'partial'
                 ELSE 'failed' END,
-            error = CASE WHEN EXISTS (SELECT 1 FROM refresh_provider_runs p
-                                      WHERE p.run_id = r.id AND p.status = 'failed')
-                         THEN 'some providers failed; see providers' END
+            error = CASE
+                WHEN NOT EXISTS (SELECT 1 FROM refresh_provider_runs p
+                                 WHERE p.run_id = r.id AND p.status = 'failed') THEN NULL
+                WHEN NOT EXISTS (SELECT 1 FROM refresh_provider_runs p
+                                 WHERE p.run_id = r.id AND p.provider_id <> $2)
+                THEN (SELECT error FROM refresh_provider_runs p WHERE p.run_id = r.id AND p.provider_id = $2)
+                ELSE 'some providers failed; see providers' END
         WHERE id = $1 AND status = 'running' AND providers_pending = 0
         RETURNING status, extract(epoch FROM finished_at - requested_at)::float8 AS seconds
         """,
         run_id,
+        models_unit,
     )
     return (RunStatus(row["status"]), row["seconds"]) if row is not None else None
 

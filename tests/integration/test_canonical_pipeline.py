@@ -85,7 +85,7 @@ async def test_changed_score_is_one_field_level_change_even_when_the_catalog_is_
         assert set(await provider_runs(ctx.pool, run["id"])) == {CANONICAL_PROVIDER}
         changes = await ctx.pool.fetch("SELECT * FROM model_changes WHERE run_id = $1", run["id"])
         assert [(c["provider_id"], c["model_id"], c["kind"]) for c in changes] == [(CANONICAL_PROVIDER, cid, "updated")]
-        assert changes[0]["fields"] == {"benchmarks": [old_benchmarks, new_benchmarks]}
+        assert changes[0]["fields"] == {"benchmarks.0.score": [old_benchmarks[0]["score"], new_benchmarks[0]["score"]]}
         assert (await cards(ctx.pool))[cid]["benchmarks"] == new_benchmarks
         score = await ctx.pool.fetchval(
             "SELECT score FROM canonical_benchmarks WHERE canonical_id = $1 AND ordinal = 1", cid
@@ -113,7 +113,16 @@ async def test_models_document_gone_removes_the_cards(settings: Settings) -> Non
         await refresh_inline(ctx)
         assert await links(ctx.pool)
         up.models_body = None
-        run = await refresh_inline(ctx)
+        # The cards' integrity guard: losing over half of them is refused unless forced.
+        stored = await cards(ctx.pool)
+        refused = await refresh_inline(ctx)  # the catalog is the same: the run is unchanged, with why
+        assert (refused["status"], refused["error"]) == (
+            "unchanged",
+            (await provider_runs(ctx.pool, refused["id"]))[CANONICAL_PROVIDER]["error"],
+        )
+        assert "force a refresh" in refused["error"]
+        assert await cards(ctx.pool) == stored
+        run = await refresh_inline(ctx, force=True)
         assert run["status"] == "succeeded", run["error"]
         assert await cards(ctx.pool) == {}
         assert run["removed"] == len(json.loads(document(MODELS)))
@@ -124,12 +133,12 @@ async def test_models_document_gone_removes_the_cards(settings: Settings) -> Non
 
 async def test_models_document_failing_fails_only_its_part(settings: Settings) -> None:
     async with fake_upstream(document(CATALOG_NEW)) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
-        up.models_body = b'{"lab/x": {"name": 3}}'  # not a card: its name is not a text
+        up.models_body = b'{"lab/x": {"name": "X"'  # cut short
         run = await refresh_inline(ctx)
         assert run["status"] == "partial"
         failed = (await provider_runs(ctx.pool, run["id"]))[CANONICAL_PROVIDER]
         assert failed["status"] == "failed"
-        assert "lab/x" in failed["error"]
+        assert "not a models.dev models document" in failed["error"]
         assert await ctx.pool.fetchval("SELECT count(*) FROM models WHERE removed_at IS NULL") > 5000
         assert await cards(ctx.pool) == {}
 
@@ -146,6 +155,27 @@ async def test_models_document_failing_fails_only_its_part(settings: Settings) -
         assert "503" in failed["error"]
         assert await cards(ctx.pool) == stored
         assert len(up.models_requests) == 2 + settings.upstream_attempts
+        # With the catalog unchanged too, the run is unchanged (the catalog's ETag stays the one
+        # to ask with), and says why the models document was not read.
+        up.etag = '"a1"'
+        for _ in range(2):  # the first is given the ETag, the second asks with it
+            run = await refresh_inline(ctx)
+            assert run["status"] == "unchanged"
+            assert "503" in run["error"]
+        assert up.requests[-1][2].get("If-None-Match") == '"a1"'
+
+        # Odd entries are left out, the others load; odd fields are kept as received.
+        up.models_status = 200
+        odd = json.loads(document(MODELS))
+        odd["no-lab"] = {"name": "x"}
+        first = next(iter(odd))
+        odd[first] = {**odd[first], "benchmarks": [{"name": "Z", "score": "45%"}]}
+        up.models_body = json.dumps(odd).encode()
+        run = await refresh_inline(ctx)
+        assert run["status"] == "succeeded", run["error"]
+        now = await cards(ctx.pool)
+        assert "no-lab" not in now and now[first]["benchmarks"] == [{"name": "Z", "score": "45%"}]
+        assert await ctx.pool.fetchval("SELECT has_benchmarks FROM canonical_models WHERE id = $1", first) is False
 
 
 async def test_link_rules_on_hand_written_examples(settings: Settings) -> None:
@@ -246,6 +276,7 @@ async def test_an_empty_models_document_is_no_cards(settings: Settings) -> None:
         await refresh_inline(ctx)
         assert len(await cards(ctx.pool)) == 231
         up.models_body = b"{}"
-        run = await refresh_inline(ctx)
+        assert "force a refresh" in (await refresh_inline(ctx))["error"]  # the guard
+        run = await refresh_inline(ctx, force=True)
         assert run["status"] == "succeeded", run["error"]
         assert (run["removed"], await cards(ctx.pool)) == (231, {})

@@ -40,6 +40,8 @@ def model_list(request: web.Request, mq: ModelQuery, pit: PointInTime | None = N
     catalog version."""
     pool, cache, totals = reader(request, pit), request.app[keys.CACHE], request.app[keys.TOTALS]
     filter_key = mq.filter_key().decode() + (f"@{pit.version}" if pit else "")
+    # Benchmark results (imported, and the cards' through today's links) are not versioned.
+    final = mq.has_benchmark is None and mq.sort_benchmark is None
 
     async def build() -> bytes:
         version = cache.version
@@ -47,11 +49,12 @@ def model_list(request: web.Request, mq: ModelQuery, pit: PointInTime | None = N
         with totals.counting(filter_key) as counted:
             docs, total, position = await api_reads.list_models(pool, mq, known_total=usable_total(pit, mq, known))
             counted(total)
-        totals.put(filter_key, None if pit else version, total)  # a past catalog's total holds for good
+        # A past catalog's total holds for good, unless it counts today's benchmark results.
+        totals.put(filter_key, None if pit and final else version, total)
         return json_page(docs, total, encode_cursor(mq.cursor_kind(), position) if position else None)
 
     plan = Cached(frozenset(mq.providers) if mq.providers else frozenset({ALL}), build)
-    return at_version(request, pit, plan)
+    return at_version(request, pit, plan, final=final)
 
 
 async def list_models(request: web.Request, *, query: ModelListQuery) -> Cached:
