@@ -92,3 +92,21 @@ async def test_same_document_without_etag_writes_nothing(settings: Settings) -> 
         assert run["status"] == "unchanged"
         assert run["providers_total"] == 0
         assert await ctx.pool.fetchval("SELECT count(*) FROM model_changes") == n
+
+
+async def test_a_redelivered_plan_closes_a_run_that_nothing_holds_open(settings: Settings) -> None:
+    """The worker that finished a run's last provider-run died before closing it, and the plan
+    message comes again: with nothing pending, plan_refresh closes the run instead of leaving it
+    to the stalled-run sweep."""
+    from shared import refresh
+    from shared.db import runs
+
+    async with pipeline(settings) as ctx:
+        done = await refresh_inline(ctx)
+        assert done["status"] == "succeeded"
+        await ctx.pool.execute(
+            "UPDATE refresh_runs SET status = 'running', finished_at = NULL WHERE id = $1", done["id"]
+        )
+        assert await refresh.plan_refresh(ctx, done["id"]) == []
+        again = await runs.get_run(ctx.pool, done["id"])
+        assert again is not None and again["status"] == "succeeded"
