@@ -539,14 +539,7 @@ async def _apply_cards(
         log.warning("models_document_entries_skipped", run_id=run_id, count=len(skipped), ids=skipped[:20])
     states = await canonical_writes.card_states(conn)
     added, updated, removed = diff_states(states, incoming)
-    listed = sum(1 for _, is_listed, _ in states.values() if is_listed)
-    if len(removed) * 2 > listed and not await runs.run_is_forced(conn, run_id):
-        # The integrity guard of the catalog, for the cards: a document that vanished or lost most
-        # of them is more likely an upstream fault than a decision (a forced refresh accepts it).
-        raise IntegrityGuardTripped(
-            f"the models document would remove {len(removed)} of the {listed} listed cards; "
-            "refusing it (force a refresh to accept it)"
-        )
+    await _cards_guard(conn, run_id, states, removed)
     version = None
     relinked: list[str] = []
     if added or updated or removed:
@@ -588,6 +581,24 @@ async def _apply_cards(
         version,
         last_provider=pending == 0,
         invalidate=invalidate,
+    )
+
+
+async def _cards_guard(
+    conn: Conn, run_id: int, states: Mapping[str, tuple[str, bool, str | None]], removed: Sequence[str]
+) -> None:
+    """The catalog's integrity guard, for the cards: a document that vanished or lost over half of
+    them is more likely an upstream fault than a decision. A forced refresh accepts it, and so does
+    a set of cards the embedded catalog stood in with (the upstream's own data replaces it)."""
+    listed = sum(1 for _, is_listed, _ in states.values() if is_listed)
+    if len(removed) * 2 <= listed or await runs.run_is_forced(conn, run_id):
+        return
+    _, stored_url, _ = await canonical_writes.stored_source(conn)
+    if stored_url == EMBEDDED_MODELS_URL:
+        return
+    raise IntegrityGuardTripped(
+        f"the models document would remove {len(removed)} of the {listed} listed cards; "
+        "refusing it (force a refresh to accept it)"
     )
 
 

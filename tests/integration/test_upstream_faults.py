@@ -124,6 +124,9 @@ async def test_unreachable_with_empty_database_loads_the_embedded_catalog(settin
         assert run["status"] == "succeeded", run["error"]
         assert run["fallback_reason"] is None
         assert await listed(ctx.pool) == SAMPLE_MODELS
+        # ... and so do its cards: this upstream has no models document, and the cards' guard gives
+        # way as the catalog's does, for what the embedded catalog stood in with.
+        assert await ctx.pool.fetchval("SELECT count(*) FROM canonical_models WHERE removed_at IS NULL") == 0
 
 
 async def test_disabled_upstream_fetches_nothing(settings: Settings) -> None:
