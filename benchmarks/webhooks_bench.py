@@ -133,21 +133,24 @@ async def bench(subscriptions: int, processes: int, threads: int) -> list[tuple[
     receivers = Receivers()
     await receivers.start(subscriptions)
     async with bench_env(**env_extra) as (dsn, env):
-        from services.worker.actors import plan_refresh
+        from shared.sender import Sender
         from shared.webhooks.subscriptions import create_subscription
 
         configure_logging("warning")  # after the broker module, which configures it from the environment
 
         settings = Settings.from_env()
+        # Enqueue as the web process does (the actors are the worker's: importing them here binds
+        # them to no broker the workers read).
+        plan_refresh = Sender.from_settings(settings).plan_refresh
         pool = await create_pool(dsn, min_size=1, max_size=4)
         with worker_processes(env, processes, threads) as procs:
             await asyncio.sleep(4)  # let the workers boot
-            await _refresh(pool, plan_refresh.send, catalog, "api-2026-03-01")
-            plain_s, _ = await _refresh(pool, plan_refresh.send, catalog, "api-2026-07-02")  # no subscription yet
-            await _refresh(pool, plan_refresh.send, catalog, "api-2026-03-01")  # back, for the same diff again
+            await _refresh(pool, plan_refresh, catalog, "api-2026-03-01")
+            plain_s, _ = await _refresh(pool, plan_refresh, catalog, "api-2026-07-02")  # no subscription yet
+            await _refresh(pool, plan_refresh, catalog, "api-2026-03-01")  # back, for the same diff again
             for url in receivers.urls:
                 await create_subscription(pool, settings, url=url)
-            with_s, run = await _refresh(pool, plan_refresh.send, catalog, "api-2026-07-02")
+            with_s, run = await _refresh(pool, plan_refresh, catalog, "api-2026-07-02")
             expected = await pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE run_id = $1", run["id"])
             await _wait_delivered(pool, expected, 1800)
             memory = [peak_rss_mib(p.pid) for p in procs]
