@@ -103,6 +103,14 @@ CREATE FUNCTION model_api_doc(
             'removed_at', api_time(p_removed_at)))::text
 $$;
 
+-- The six-argument form (migrations 0002, 0003) is this one without a link: one body for both.
+CREATE OR REPLACE FUNCTION model_api_doc(
+    p_provider_id text, p_model_id text, p_raw jsonb,
+    p_first_seen_at timestamptz, p_updated_at timestamptz, p_removed_at timestamptz
+) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT model_api_doc(p_provider_id, p_model_id, p_raw, p_first_seen_at, p_updated_at, p_removed_at, NULL, NULL)
+$$;
+
 -- The one-row state of the canonical set: the hash of the models document last synced ('' when
 -- none is stored), so that a refresh whose models document is unchanged skips it.
 CREATE TABLE canonical_state (

@@ -37,6 +37,11 @@ ModelId = Annotated[
     str, msgspec.Meta(pattern=f"^{MODEL_ID_PATTERN}$", max_length=400, title="a canonical id provider_id/model_id")
 ]
 Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_NUMBER)]
+#: The text of a search (`q=`): 1 to 200 characters, not only spaces.
+SearchText = Annotated[
+    str,
+    msgspec.Meta(max_length=200, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$", title="1 to 200 characters, not only spaces"),
+]
 Price = Annotated[float, msgspec.Meta(ge=0, le=MAX_NUMBER)]
 TokenCount = Annotated[int, msgspec.Meta(ge=0, le=10**9)]
 #: A change-log sequence number: the change feed's and a model history's cursor.
@@ -224,18 +229,7 @@ class _ModelFilters(Paging, kw_only=True):
     max_output_cost: Annotated[Price, msgspec.Meta(description="output price at most (USD per 1M)")] | None = None
     released_after: Annotated[date, msgspec.Meta(description="release date on or after")] | None = None
     released_before: Annotated[date, msgspec.Meta(description="release date on or before")] | None = None
-    q: (
-        Annotated[
-            str,
-            msgspec.Meta(
-                max_length=200,
-                pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
-                title="1 to 200 characters, not only spaces",
-                description="text search, best match first",
-            ),
-        ]
-        | None
-    ) = None
+    q: Annotated[SearchText, msgspec.Meta(description="text search, best match first")] | None = None
     include_removed: Annotated[bool, msgspec.Meta(description="also models that left the catalog")] = False
     type: Annotated[
         list[TypeChoice],
@@ -370,15 +364,7 @@ class CanonicalModelsQuery(Paging, kw_only=True):
     """GET /api/v1/canonical-models (by id)."""
 
     q: (
-        Annotated[
-            str,
-            msgspec.Meta(
-                max_length=200,
-                pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
-                title="1 to 200 characters, not only spaces",
-                description="every word a substring of the id, name or family (case-insensitive)",
-            ),
-        ]
+        Annotated[SearchText, msgspec.Meta(description="every word a substring of id, name or family (any case)")]
         | None
     ) = None
     family: Annotated[list[Text], msgspec.Meta(description="exact family (any of)")] = []
