@@ -151,6 +151,7 @@ VARIABLES: tuple[_Variable, ...] = (
     ("CACHE_TTL", parse_duration, "cache_ttl"),
     ("CACHE_ENABLED", _boolean, "cache_enabled"),
     ("CACHE_MAX_BYTES", _positive_int, "cache_max_bytes"),
+    ("SEARCH_IN_MEMORY", _boolean, "search_in_memory"),
     ("LOG_FORMAT", _choice("auto", "json", "console"), "log_format"),
     ("LOG_LEVEL", _choice("debug", "info", "warning", "error"), "log_level"),
     # Process managers (honcho, foreman) give every process its own PORT: a worker serves its
@@ -202,6 +203,8 @@ class Settings:
     cache_enabled: bool = True
     #: The most bytes a web process's response cache holds (every representation and key counted).
     cache_max_bytes: int = 128 * 1024 * 1024
+    #: Each web process answers ranked searches from an in-memory structure (services/api/search.py).
+    search_in_memory: bool = True
     log_format: str = "auto"
     log_level: str = "info"
     worker_metrics_port: int = 9191

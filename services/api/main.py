@@ -27,6 +27,7 @@ from services.api.middlewares import request_context
 from services.api.pages import setup_pages
 from services.api.route import MAX_BODY
 from services.api.routes import ROUTES, add_routes, openapi_json
+from services.api.search import SearchIndex
 from shared.config import Settings
 from shared.db.catalog_writes import catalog_version
 from shared.db.pool import create_pool
@@ -52,6 +53,7 @@ def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = No
     app[keys.CACHE] = ResponseCache(settings.cache_ttl, settings.cache_max_bytes, enabled=settings.cache_enabled)
     app[keys.TOTALS] = TotalsMemo(app[keys.CACHE])
     app[keys.INSTANTS] = PastInstants()
+    app[keys.SEARCH] = SearchIndex(enabled=settings.search_in_memory)
     app[keys.ENQUEUE] = enqueue or Sender.from_settings(settings).plan_refresh
     app[keys.OPENAPI] = openapi_json()
     app.cleanup_ctx.append(_resources)
@@ -75,6 +77,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(listen(cache, redis, settings.redis_prefix, instance, stop)),
         asyncio.create_task(poll_version(cache, pool, redis, settings.redis_prefix, instance, stop)),
+        asyncio.create_task(app[keys.SEARCH].maintain(pool, lambda: cache.version, stop)),
     ]
     log.info("web_resources_open", catalog_version=cache.version)
     yield

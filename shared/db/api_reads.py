@@ -67,7 +67,7 @@ BENCHMARK_SCORE_SQL = (
 )
 
 
-def _words(text: str) -> list[str]:
+def query_words(text: str) -> list[str]:
     """The words of a search, lower-cased: runs of letters, digits, `.` and `-`."""
     return re.findall(r"[\w.-]+", text.lower())
 
@@ -139,7 +139,7 @@ def _filters(q: ModelQuery) -> _Where:
 def _substrings(w: _Where, column: str, text: str) -> None:
     """Every word of a search a substring of `column` (trigram-indexed: the model's id, name, family
     and provider), so partial names match; with no word in the query, the whole query as one."""
-    for word in _words(text) or [text.lower()]:
+    for word in query_words(text) or [text.lower()]:
         w.add(f"{column} LIKE {w.arg('%' + _escape_like(word) + '%')}::text")
 
 
@@ -155,7 +155,7 @@ def _bridged(w: _Where, text: str, *, plain: bool) -> None:
     stand for others, so the bridged text holds any other word exactly where the text does), or
     when `plain`: rows read in another index's order are tested without bridging first, which is
     cheaper, so that only those that match are bridged."""
-    for word in _words(text) or [text.lower()]:
+    for word in query_words(text) or [text.lower()]:
         pattern = "%" + _escape_like(word) + "%"
         if plain or pattern.translate(_BRIDGE) != pattern or "z" in word:
             w.add(f"s.haystack LIKE {w.arg(pattern)}::text")

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from services.api.search import SearchIndex
 from shared.config import Settings
 from shared.db import api_reads
 from shared.embedded import document
@@ -48,7 +49,7 @@ async def ranked(pool: Any, q: str, limit: int, known: int | None = None) -> tup
 
 async def reference(pool: Any, q: str) -> list[str]:
     text = q.lower()
-    words = [f"%{w}%" for w in api_reads._words(text)] or [f"%{text}%"]
+    words = [f"%{w}%" for w in api_reads.query_words(text)] or [f"%{text}%"]
     return [r[0] for r in await pool.fetch(REFERENCE, text, words, text + "%")]
 
 
@@ -79,3 +80,65 @@ async def test_narrow_search_ranks_like_the_wide_table(settings: Settings, monke
         assert len(await reference(ctx.pool, "gpt")) > 50
         removed = await ctx.pool.fetchval("SELECT count(*) FROM model_search WHERE NOT listed")
         assert removed > 0
+
+
+async def from_memory(index: SearchIndex, pool: Any, q: str, limit: int, providers: list[str]) -> tuple[list[str], int]:
+    """Every row of a search answered by the in-memory structure, page by page through its cursors
+    (the first ones also given to PostgreSQL's plan, which must answer the same next page)."""
+    snap = index.snapshot
+    assert snap is not None
+    out: list[str] = []
+    query = ModelQuery(q=q, limit=limit, providers=providers)
+    while True:
+        assert index.serves(query, snap.version) is snap
+        answer = await index.page(pool, snap, query)
+        assert answer is not None, (q, query.cursor)
+        docs, total, position = answer
+        if query.cursor is not None and len(out) <= 3 * limit:  # the first pages' cursors
+            assert (docs, total) == (await api_reads.list_models(pool, query))[:2], (q, query.cursor)
+        out += [msgspec.json.decode(d)["id"] for d in docs]
+        if position is None:
+            return out, total
+        query = msgspec.structs.replace(query, cursor=position)
+
+
+async def test_search_from_memory_ranks_like_the_database(settings: Settings) -> None:
+    """The in-memory search answers every query as PostgreSQL does (rows, order, totals, cursors),
+    with and without `provider=`, after a first load and after a refresh that changed the catalog;
+    and it answers nothing it cannot (filters, sorts, removed models, another catalog version)."""
+    old, new = document(CATALOG_OLD), document(CATALOG_NEW)
+    index = SearchIndex()
+    async with fake_upstream(old) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        for body in (old, new):
+            up.body = body
+            await refresh_inline(ctx)
+            snap = await index.build(ctx.pool)
+            assert snap.version == await ctx.pool.fetchval("SELECT version FROM catalog_state")
+            providers = [p for (p,) in await ctx.pool.fetch("SELECT id FROM providers ORDER BY id LIMIT 3")]
+            for q in [*QUERIES, "GPT 4.1 mini ", "claude-3", "o"]:
+                want = await reference(ctx.pool, q)
+                assert await from_memory(index, ctx.pool, q, 10, []) == (want, len(want)), q
+                assert await from_memory(index, ctx.pool, q, 500, []) == (want, len(want)), q
+                some = [
+                    r["id"]
+                    for r in [
+                        msgspec.json.decode(d)
+                        for d in (
+                            await api_reads.list_models(ctx.pool, ModelQuery(q=q, limit=500, providers=providers[1:]))
+                        )[0]
+                    ]
+                ]
+                assert await from_memory(index, ctx.pool, q, 3, providers[1:]) == (some, len(some)), q
+        assert len(await reference(ctx.pool, "gpt")) > 50
+        for other in (
+            ModelQuery(q="gpt", sort="name"),
+            ModelQuery(q="gpt", include_removed=True),
+            ModelQuery(q="gpt", families=["gpt"]),
+            ModelQuery(q="@@"),
+            ModelQuery(),
+        ):
+            assert index.serves(other, snap.version) is None, other
+        assert index.serves(ModelQuery(q="gpt"), snap.version + 1) is None
+        # A cursor at a model the structure does not list: PostgreSQL answers it.
+        stale = ModelQuery(q="gpt", cursor=["5.99", "nobody", "nothing"])
+        assert await index.page(ctx.pool, snap, stale) is None

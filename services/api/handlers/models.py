@@ -3,6 +3,7 @@ and the capability counts."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -45,16 +46,30 @@ def model_list(request: web.Request, mq: ModelQuery, pit: PointInTime | None = N
 
     async def build() -> bytes:
         version = cache.version
-        known = await totals.known(filter_key)
-        with totals.counting(filter_key) as counted:
-            docs, total, position = await api_reads.list_models(pool, mq, known_total=usable_total(pit, mq, known))
-            counted(total)
+        found = await _search_from_memory(request, mq, version) if pit is None else None
+        if found is not None:
+            docs, total, position = found
+        else:
+            known = await totals.known(filter_key)
+            with totals.counting(filter_key) as counted:
+                docs, total, position = await api_reads.list_models(pool, mq, known_total=usable_total(pit, mq, known))
+                counted(total)
         # A past catalog's total holds for good, unless it counts today's benchmark results.
         totals.put(filter_key, None if pit and final else version, total)
         return json_page(docs, total, encode_cursor(mq.cursor_kind(), position) if position else None)
 
     plan = Cached(frozenset(mq.providers) if mq.providers else frozenset({ALL}), build)
     return at_version(request, pit, plan, final=final)
+
+
+async def _search_from_memory(
+    request: web.Request, mq: ModelQuery, version: int
+) -> tuple[list[str], int, list[Any] | None] | None:
+    """A ranked search of the current catalog answered from this process's search structure
+    (services/api/search.py), or None when PostgreSQL answers it."""
+    index = request.app[keys.SEARCH]
+    snap = index.serves(mq, version)
+    return None if snap is None else await index.page(request.app[keys.POOL], snap, mq)
 
 
 async def list_models(request: web.Request, *, query: ModelListQuery) -> Cached:

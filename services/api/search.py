@@ -1,0 +1,323 @@
+"""Ranked text search from memory (issue 14): each web process keeps a narrow structure over the
+listed models of one catalog version -- their keys in rank order, the words of their search text, the
+whole-word lexemes and the lower-cased names and ids -- so that a search finds, ranks and counts its
+matches without reading them from PostgreSQL, which is then asked for the page's JSON only.
+
+It answers exactly what `shared.db.api_reads.list_models` answers for a ranked search (`q=`, no
+`sort=`) of the current catalog with no filter but `provider=`: the same matches (every word of the
+query a substring of the search text), the same order (best tier first, then shorter names, then
+the key), the same total and the same cursors. Anything else, and any request while the structure is
+of another catalog version than the one this process knows, goes to PostgreSQL as before.
+
+A word's matches are found by one pass over the models' search texts (in a thread when there are
+many) and remembered as a set of rows, so a search intersects the sets of its words; the words
+searched for last are found again when the structure is rebuilt, in a thread, once the catalog
+version has settled after a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import contextlib
+import itertools
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import asyncpg
+import structlog
+from prometheus_client import Counter, Gauge
+
+from shared.db import Queryable
+from shared.db.api_reads import MODEL_JSON, query_words
+from shared.listing import ModelQuery
+
+log = structlog.get_logger(__name__)
+
+_SEARCHES = Counter("modelmeta_search_index_queries_total", "Ranked searches by where they were answered", ["by"])
+_BUILDS = Counter("modelmeta_search_index_builds_total", "Rebuilds of the in-memory search structure", ["outcome"])
+_ROWS = Gauge("modelmeta_search_index_models", "Models in this process's in-memory search structure")
+_SEARCH_BY_MEMORY = _SEARCHES.labels("memory")
+_SEARCH_BY_DATABASE = _SEARCHES.labels("database")
+
+#: A byte per row (0 or 1) as the digits of a binary number.
+_ASCII01 = bytes.maketrans(b"\x00\x01", b"01")
+#: Above every character: the end of a prefix range in sorted text.
+_TOP = "\U0010ffff"
+#: Words (and lexemes) whose matches are remembered per structure (100,000 models: 12.5 kB each).
+WORDS_KEPT = 512
+#: Of them, those found again when the structure is rebuilt after a catalog change.
+WORDS_WARMED = 64
+#: A structure of more models than this scans for a word in a thread (off the event loop).
+SCAN_IN_THREAD = 20_000
+#: Quiet seconds after a catalog change before the structure is rebuilt (a refresh commits once
+#: per provider: the rebuild waits for the burst to end).
+SETTLE = 1.0
+#: How often the maintainer looks at the catalog version this process knows.
+POLL = 0.25
+
+_ROWS_SQL = (
+    "SELECT provider_id, model_id, haystack, lexemes, name_l, model_l, name_len FROM model_search "
+    "WHERE listed ORDER BY name_len, provider_id, model_id"
+)
+_PAGE_SQL = (
+    f"SELECT m.{MODEL_JSON} AS doc FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t (provider_id, model_id, n) "
+    "JOIN models m USING (provider_id, model_id) WHERE m.removed_at IS NULL ORDER BY t.n"
+)
+_LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('simple', $1::text))"
+
+
+#: The rank tiers of shared.db.api_reads, best first: 4 for the exact name or id, 2 for a name or
+#: id that starts with the query, 1 for every lexeme of the query among the model's.
+_TIERS = (7, 6, 3, 2, 1, 0)
+
+
+def bits(rows: Iterable[int], size: int) -> int:
+    """A set of rows as an integer whose bit `row` is set for each (built in C loops when large)."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    if len(rows) < 2000:
+        mask = bytearray(size // 8 + 1)
+        for row in rows:
+            mask[row >> 3] |= 1 << (row & 7)
+        return int.from_bytes(mask, "little")
+    flags = bytearray(size)
+    collections.deque(map(flags.__setitem__, rows, itertools.repeat(1)), maxlen=0)
+    return _flags_to_bits(flags)
+
+
+def _flags_to_bits(flags: bytes | bytearray) -> int:
+    """A byte per row (0 or 1) as bits."""
+    return int(flags[::-1].translate(_ASCII01), 2) if flags else 0
+
+
+def first_rows(mask: int, n: int) -> list[int]:
+    """The lowest `n` rows of a set (in row order: shorter names first, then the key)."""
+    out: list[int] = []
+    while mask and len(out) < n:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
+class Snapshot:
+    """The listed models of one catalog version, rows numbered in (name length, provider id, model
+    id) order as PostgreSQL sorts them: the order within a rank tier. Sets of rows are integers
+    (a bit per row), so intersecting and counting them costs microseconds at 100,000 models.
+    `warm`: words whose matches are found while it is made (those searched for last, so that a
+    catalog change does not make them cold again)."""
+
+    def __init__(self, version: int, records: Sequence[Any], warm: Sequence[str] = ()) -> None:
+        self.version = version
+        self.size = len(records)
+        self.keys: list[tuple[str, str]] = [(r[0], r[1]) for r in records]
+        self.haystacks: list[str] = [r[2] for r in records]
+        self.name_len: list[int] = [r[6] for r in records]
+        self.rows_of: dict[tuple[str, str], int] = {k: i for i, k in enumerate(self.keys)}
+        self.providers: dict[str, list[int]] = {}
+        self.postings: dict[str, list[int]] = {}  # lexeme -> rows
+        names: list[tuple[str, int]] = []
+        for i, r in enumerate(records):
+            self.providers.setdefault(r[0], []).append(i)
+            for lexeme in set(r[3]):
+                self.postings.setdefault(lexeme, []).append(i)
+            names.append((r[4], i))
+            if r[5] != r[4]:
+                names.append((r[5], i))
+        names.sort()
+        self.prefix_text = [n for n, _ in names]
+        self.prefix_rows = [i for _, i in names]
+        self.words: OrderedDict[str, int] = OrderedDict((w, self.scan(w)) for w in warm)
+        self.lexemes: OrderedDict[str, int] = OrderedDict()
+        self.prefixes: OrderedDict[str, int] = OrderedDict()
+
+    def scan(self, word: str) -> int:
+        """The rows whose search text holds `word` (LIKE '%word%'): one pass over every model."""
+        return _flags_to_bits(bytes(map(str.__contains__, self.haystacks, itertools.repeat(word))))
+
+    def known(self, word: str) -> int | None:
+        """The matches of a word already scanned for."""
+        rows = self.words.get(word)
+        if rows is not None:
+            self.words.move_to_end(word)
+        return rows
+
+    def remember(self, word: str, rows: int) -> None:
+        self.words[word] = rows
+        if len(self.words) > WORDS_KEPT:
+            self.words.popitem(last=False)
+
+    def groups(self, text: str, words: list[str], lexemes: list[str], providers: Sequence[str]) -> list[int]:
+        """The matches of a search (every word scanned for already) in its rank tiers, best first."""
+        matches = -1
+        for word in words:
+            matches &= self.words[word]
+        if providers:
+            matches &= bits((r for p in providers for r in self.providers.get(p, ())), self.size)
+        lo = bisect.bisect_left(self.prefix_text, text)
+        exact_end = bisect.bisect_right(self.prefix_text, text, lo)
+        end = bisect.bisect_left(self.prefix_text, text + _TOP, lo)
+        while end < len(self.prefix_text) and self.prefix_text[end].startswith(text):  # past U+10FFFF
+            end += 1
+        exact = matches & self._prefixed(text, lo, exact_end)
+        prefix = matches & self._prefixed(text + _TOP, lo, end) & ~exact
+        whole = matches & self._whole_words(lexemes)
+        rest = matches & ~exact & ~prefix
+        return [exact & whole, exact & ~whole, prefix & whole, prefix & ~whole, rest & whole, rest & ~whole]
+
+    def _prefixed(self, key: str, lo: int, end: int) -> int:
+        """The rows of prefix_rows[lo:end] (remembered by `key`)."""
+        mask = self.prefixes.get(key)
+        if mask is None:
+            mask = self.prefixes[key] = bits(self.prefix_rows[lo:end], self.size)
+            if len(self.prefixes) > WORDS_KEPT:
+                self.prefixes.popitem(last=False)
+        return mask
+
+    def _whole_words(self, lexemes: list[str]) -> int:
+        """The rows holding every lexeme of the query (none when the query has none)."""
+        rows = -1 if lexemes else 0
+        for lexeme in set(lexemes):
+            mask = self.lexemes.get(lexeme)
+            if mask is None:
+                mask = self.lexemes[lexeme] = bits(self.postings.get(lexeme, ()), self.size)
+                if len(self.lexemes) > WORDS_KEPT:
+                    self.lexemes.popitem(last=False)
+            rows &= mask
+        return rows
+
+    def rank_value(self, row: int, tier: int) -> float:
+        """PostgreSQL's (tier - name_len / 1000.0)::float8: the correctly rounded quotient."""
+        return (tier * 1000 - self.name_len[row]) / 1000
+
+    def page(self, groups: list[int], after: tuple[int, int] | None, n: int) -> list[tuple[int, int]]:
+        """Up to `n` (row, tier) in rank order, after `after` (the group and row of a cursor)."""
+        out: list[tuple[int, int]] = []
+        for g, (tier, mask) in enumerate(zip(_TIERS, groups, strict=True)):
+            if after is not None and g < after[0]:
+                continue
+            if after is not None and g == after[0]:
+                mask &= ~((1 << (after[1] + 1)) - 1)
+            out += [(row, tier) for row in first_rows(mask, n - len(out))]
+            if len(out) >= n:
+                break
+        return out
+
+
+class SearchIndex:
+    """This process's in-memory search: the current Snapshot (None until built), kept at the
+    catalog version the response cache knows of."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.snapshot: Snapshot | None = None
+        self._lexemes: OrderedDict[str, list[str]] = OrderedDict()
+
+    def serves(self, q: ModelQuery, version: int) -> Snapshot | None:
+        """The snapshot that answers this query at this catalog version, or None (PostgreSQL does)."""
+        if q.q is None or q.sort:
+            return None  # not a ranked search
+        snap = self.snapshot
+        usable = snap is not None and snap.version == version and bool(query_words(q.q)) and q == _only_providers(q)
+        (_SEARCH_BY_MEMORY if usable else _SEARCH_BY_DATABASE).inc()
+        return snap if usable else None
+
+    async def page(
+        self, conn: Queryable, snap: Snapshot, q: ModelQuery
+    ) -> tuple[list[str], int, list[Any] | None] | None:
+        """(model JSON texts, total, position after the last row or None) as list_models answers;
+        None when PostgreSQL must answer (a cursor at a model no longer listed, or a page whose
+        models changed since the snapshot)."""
+        assert q.q is not None
+        text = q.q.lower()
+        words = query_words(text)
+        for word in words:
+            if snap.known(word) is None:
+                large = len(snap.keys) > SCAN_IN_THREAD
+                snap.remember(word, await asyncio.to_thread(snap.scan, word) if large else snap.scan(word))
+        groups = snap.groups(text, words, await self._query_lexemes(conn, text), q.providers)
+        after = _after_cursor(snap, groups, q.cursor) if q.cursor is not None else None
+        if q.cursor is not None and after is None:
+            return None
+        rows = snap.page(groups, after, q.limit + 1)
+        keys = [snap.keys[r] for r, _ in rows[: q.limit]]
+        docs = await conn.fetch(_PAGE_SQL, [k[0] for k in keys], [k[1] for k in keys]) if keys else []
+        if len(docs) != len(keys):
+            return None
+        position = None
+        if len(rows) > q.limit:
+            row, tier = rows[q.limit - 1]
+            position = [str(snap.rank_value(row, tier)), *snap.keys[row]]
+        return [d["doc"] for d in docs], sum(g.bit_count() for g in groups), position
+
+    async def _query_lexemes(self, conn: Queryable, text: str) -> list[str]:
+        """The query's whole-word lexemes as PostgreSQL's simple parser makes them (remembered)."""
+        lexemes = self._lexemes.get(text)
+        if lexemes is None:
+            lexemes = self._lexemes[text] = list(await conn.fetchval(_LEXEMES_SQL, text) or [])
+            if len(self._lexemes) > 4 * WORDS_KEPT:
+                self._lexemes.popitem(last=False)
+        return lexemes
+
+    async def build(self, pool: asyncpg.Pool) -> Snapshot:
+        """Read the listed models and the catalog version they are of (one snapshot of the
+        database), and make the structure in a thread."""
+        started = time.monotonic()
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            version = int(await conn.fetchval("SELECT version FROM catalog_state"))
+            records = await conn.fetch(_ROWS_SQL)
+        last = self.snapshot
+        warm = list(last.words)[-WORDS_WARMED:] if last is not None else []
+        snap = await asyncio.to_thread(Snapshot, version, records, warm)
+        self.snapshot = snap
+        _ROWS.set(len(snap.keys))
+        _BUILDS.labels("built").inc()
+        log.info(
+            "search_index_built", catalog_version=version, models=len(snap.keys), warmed=len(warm), ms=_ms(started)
+        )
+        return snap
+
+    async def maintain(self, pool: asyncpg.Pool, version: Callable[[], int], stop: asyncio.Event) -> None:
+        """Keep the snapshot at the catalog version this process knows: rebuild once the version has
+        stayed the same for SETTLE seconds after a change. A failed build is logged and tried again."""
+        seen, since = version(), time.monotonic()
+        while not stop.is_set() and self.enabled:
+            now = version()
+            if now != seen:
+                seen, since = now, time.monotonic()
+            snap = self.snapshot
+            stale = snap is None or snap.version != now
+            if stale and time.monotonic() - since >= (0 if snap is None else SETTLE):
+                try:
+                    await self.build(pool)
+                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                    _BUILDS.labels("failed").inc()
+                    log.warning("search_index_build_failed", error=str(e), catalog_version=now)
+                    since = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), POLL)
+
+
+def _only_providers(q: ModelQuery) -> ModelQuery:
+    """The query with every filter but `provider=`, `q=` and the page at its default: equal to `q`
+    exactly when the search structure can answer it."""
+    return ModelQuery(providers=q.providers, q=q.q, limit=q.limit, cursor=q.cursor)
+
+
+def _after_cursor(snap: Snapshot, groups: list[int], cursor: list[Any]) -> tuple[int, int] | None:
+    """(group, row) of the cursor's model, when it is among the matches with the rank the cursor
+    says (None when not: PostgreSQL compares the position itself)."""
+    row = snap.rows_of.get((cursor[1], cursor[2]))
+    if row is None:
+        return None
+    for g, (tier, mask) in enumerate(zip(_TIERS, groups, strict=True)):
+        if mask >> row & 1:
+            return (g, row) if str(snap.rank_value(row, tier)) == str(cursor[0]) else None
+    return None
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
