@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 import uuid
@@ -127,18 +128,39 @@ def reference_catalog(name: str = "api-2026-07-02") -> Path:
     return path
 
 
-def wrk(url: str, connections: int, seconds: float, threads: int = 2) -> dict[str, float] | None:
+#: wrk's script for a list of paths: each request the next path of its thread's share, so that
+#: no path is asked for twice while there are more paths than requests.
+_PATHS_LUA = """
+local paths, n, threads = {}, 0, 0
+function setup(thread) thread:set("tid", threads); threads = threads + 1 end
+function init(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  n = tid
+end
+function request()
+  local path = paths[(n % #paths) + 1]
+  n = n + tonumber(args_threads or 2)
+  return wrk.format("GET", path)
+end
+"""
+
+
+def wrk(
+    url: str, connections: int, seconds: float, threads: int = 2, paths: list[str] | None = None
+) -> dict[str, float] | None:
     """Requests per second and latency percentiles from wrk (a load generator that is not the
-    bottleneck); None when wrk is not installed."""
+    bottleneck); None when wrk is not installed. `paths`: ask for these (on `url`'s host) in turn,
+    each once while they last, instead of `url` itself."""
     exe = shutil.which("wrk")
     if exe is None:
         return None
-    out = subprocess.run(
-        [exe, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    command = [exe, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
+    with tempfile.TemporaryDirectory() as tmp:
+        if paths is not None:
+            (Path(tmp) / "paths.lua").write_text(_PATHS_LUA.replace("args_threads", str(threads)))
+            (Path(tmp) / "paths.txt").write_text("\n".join(paths) + "\n")
+            command += ["-s", str(Path(tmp) / "paths.lua"), "--", str(Path(tmp) / "paths.txt")]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
     def pct(p: str) -> float:

@@ -227,6 +227,23 @@ def next_version(
     return new
 
 
+def searches(doc: dict[str, Any], n: int, seed: int = 1) -> list[str]:
+    """`n` distinct searches as people type them: one to three consecutive words of a model's name,
+    the last one cut short (at least two letters), lower or as written."""
+    rng = random.Random(seed)
+    names = [m["name"] for p in doc.values() for m in p["models"].values()]
+    out: dict[str, None] = {}
+    while len(out) < n:
+        words = rng.choice(names).split()
+        start = rng.randrange(len(words))
+        picked = words[start : start + rng.randint(1, 3)]
+        last = picked[-1]
+        picked[-1] = last[: rng.randint(min(2, len(last)), len(last))]
+        text = " ".join(picked)
+        out[text.lower() if rng.random() < 0.7 else text] = None
+    return list(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=int, default=100_000)

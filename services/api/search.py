@@ -32,7 +32,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from shared.db import Queryable
-from shared.db.api_reads import MODEL_JSON, query_words
+from shared.db.api_reads import BRIDGE, BRIDGED, MODEL_JSON, escape_like, query_words
 from shared.listing import ModelQuery
 
 log = structlog.get_logger(__name__)
@@ -45,12 +45,15 @@ _SEARCH_BY_DATABASE = _SEARCHES.labels("database")
 
 #: A byte per row (0 or 1) as the digits of a binary number.
 _ASCII01 = bytes.maketrans(b"\x00\x01", b"01")
+_FROM_ASCII01 = bytes.maketrans(b"01", b"\x00\x01")
 #: Above every character: the end of a prefix range in sorted text.
 _TOP = "\U0010ffff"
 #: Words (and lexemes) whose matches are remembered per structure (100,000 models: 12.5 kB each).
 WORDS_KEPT = 512
 #: Of them, those found again when the structure is rebuilt after a catalog change.
 WORDS_WARMED = 64
+#: A word the trigram index finds in at most this many models is taken from PostgreSQL.
+FEW = 500
 #: A structure of more models than this scans for a word in a thread (off the event loop).
 SCAN_IN_THREAD = 20_000
 #: Quiet seconds after a catalog change before the structure is rebuilt (a refresh commits once
@@ -66,6 +69,13 @@ _ROWS_SQL = (
 _PAGE_SQL = (
     f"SELECT m.{MODEL_JSON} AS doc FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t (provider_id, model_id, n) "
     "JOIN models m USING (provider_id, model_id) WHERE m.removed_at IS NULL ORDER BY t.n"
+)
+#: The models whose search text holds a word, through the trigram index of the bridged text
+#: (migration 0013), then as written; the page's models may be newer than the structure: only
+#: those it lists are counted.
+_WORD_SQL = (
+    f"SELECT provider_id, model_id FROM model_search s WHERE s.listed AND {BRIDGED} LIKE $1::text "
+    "AND s.haystack LIKE $2::text LIMIT $3"
 )
 _LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('simple', $1::text))"
 
@@ -91,6 +101,12 @@ def bits(rows: Iterable[int], size: int) -> int:
 def _flags_to_bits(flags: bytes | bytearray) -> int:
     """A byte per row (0 or 1) as bits."""
     return int(flags[::-1].translate(_ASCII01), 2) if flags else 0
+
+
+def rows_in(mask: int) -> list[int]:
+    """Every row of a set, in order (C loops over a character per row)."""
+    digits = bin(mask)[:1:-1].encode().translate(_FROM_ASCII01)
+    return list(itertools.compress(range(len(digits)), digits))
 
 
 def first_rows(mask: int, n: int) -> list[int]:
@@ -150,11 +166,8 @@ class Snapshot:
         if len(self.words) > WORDS_KEPT:
             self.words.popitem(last=False)
 
-    def groups(self, text: str, words: list[str], lexemes: list[str], providers: Sequence[str]) -> list[int]:
-        """The matches of a search (every word scanned for already) in its rank tiers, best first."""
-        matches = -1
-        for word in words:
-            matches &= self.words[word]
+    def groups(self, text: str, matches: int, lexemes: list[str], providers: Sequence[str]) -> list[int]:
+        """The matches of a search in its rank tiers, best first."""
         if providers:
             matches &= bits((r for p in providers for r in self.providers.get(p, ())), self.size)
         lo = bisect.bisect_left(self.prefix_text, text)
@@ -233,12 +246,8 @@ class SearchIndex:
         models changed since the snapshot)."""
         assert q.q is not None
         text = q.q.lower()
-        words = query_words(text)
-        for word in words:
-            if snap.known(word) is None:
-                large = len(snap.keys) > SCAN_IN_THREAD
-                snap.remember(word, await asyncio.to_thread(snap.scan, word) if large else snap.scan(word))
-        groups = snap.groups(text, words, await self._query_lexemes(conn, text), q.providers)
+        matches = await _matches(conn, snap, query_words(text))
+        groups = snap.groups(text, matches, await self._query_lexemes(conn, text), q.providers)
         after = _after_cursor(snap, groups, q.cursor) if q.cursor is not None else None
         if q.cursor is not None and after is None:
             return None
@@ -299,6 +308,44 @@ class SearchIndex:
                     since = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POLL)
+
+
+async def _matches(conn: Queryable, snap: Snapshot, words: list[str]) -> int:
+    """The models whose search text holds every word. A word searched for before is remembered; a
+    rare one (at most FEW models, by the trigram index) is taken from PostgreSQL and remembered;
+    the others are tested on those candidates when they are few, and otherwise the first of them
+    is found by a pass over every model (in a thread when they are many) and remembered."""
+    matches, unknown = -1, []
+    for word in sorted(words, key=len, reverse=True):  # longer words first: they tend to be rarer
+        rows = snap.known(word)
+        few = matches >= 0 and matches.bit_count() <= FEW  # then the rest are tested on these
+        if rows is None and not few and snap.size > SCAN_IN_THREAD and len(word) >= 3:
+            rows = await _rare(conn, snap, word)
+        if rows is None:
+            unknown.append(word)
+        else:
+            matches &= rows
+    if unknown and (matches < 0 or matches.bit_count() > FEW):
+        rows = await asyncio.to_thread(snap.scan, unknown[0]) if snap.size > SCAN_IN_THREAD else snap.scan(unknown[0])
+        snap.remember(unknown.pop(0), rows)
+        matches &= rows
+    if unknown:
+        haystacks = snap.haystacks
+        found = [r for r in rows_in(matches) if all(w in haystacks[r] for w in unknown)]
+        matches = bits(found, snap.size)
+    return matches
+
+
+async def _rare(conn: Queryable, snap: Snapshot, word: str) -> int | None:
+    """The matches of a word the trigram index finds in at most FEW models (remembered), else None
+    (a word of under three characters has no trigram to look up)."""
+    pattern = "%" + escape_like(word) + "%"
+    found = await conn.fetch(_WORD_SQL, pattern.translate(BRIDGE), pattern, FEW + 1)
+    if len(found) > FEW:
+        return None
+    rows = bits([snap.rows_of[k] for k in map(tuple, found) if k in snap.rows_of], snap.size)
+    snap.remember(word, rows)
+    return rows
 
 
 def _only_providers(q: ModelQuery) -> ModelQuery:

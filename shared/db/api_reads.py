@@ -72,7 +72,7 @@ def query_words(text: str) -> list[str]:
     return re.findall(r"[\w.-]+", text.lower())
 
 
-def _escape_like(text: str) -> str:
+def escape_like(text: str) -> str:
     """`text` matched literally by LIKE: its wildcards and the escape character escaped."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -140,11 +140,11 @@ def _substrings(w: _Where, column: str, text: str) -> None:
     """Every word of a search a substring of `column` (trigram-indexed: the model's id, name, family
     and provider), so partial names match; with no word in the query, the whole query as one."""
     for word in query_words(text) or [text.lower()]:
-        w.add(f"{column} LIKE {w.arg('%' + _escape_like(word) + '%')}::text")
+        w.add(f"{column} LIKE {w.arg('%' + escape_like(word) + '%')}::text")
 
 
 #: `.` and `-` read as letters by the trigram index of `model_search` (migration 0013).
-_BRIDGE = str.maketrans(".-", "zz")
+BRIDGE = str.maketrans(".-", "zz")
 BRIDGED = "translate(s.haystack, '.-', 'zz')"
 
 
@@ -156,10 +156,10 @@ def _bridged(w: _Where, text: str, *, plain: bool) -> None:
     when `plain`: rows read in another index's order are tested without bridging first, which is
     cheaper, so that only those that match are bridged."""
     for word in query_words(text) or [text.lower()]:
-        pattern = "%" + _escape_like(word) + "%"
-        if plain or pattern.translate(_BRIDGE) != pattern or "z" in word:
+        pattern = "%" + escape_like(word) + "%"
+        if plain or pattern.translate(BRIDGE) != pattern or "z" in word:
             w.add(f"s.haystack LIKE {w.arg(pattern)}::text")
-        w.add(f"{BRIDGED} LIKE {w.arg(pattern.translate(_BRIDGE))}::text")
+        w.add(f"{BRIDGED} LIKE {w.arg(pattern.translate(BRIDGE))}::text")
 
 
 def _order(q: ModelQuery, w: _Where) -> tuple[str, str, str]:
@@ -221,7 +221,7 @@ def _search_page(q: ModelQuery, known_total: int | None) -> tuple[str, list[Any]
     count = f"SELECT count(*) FROM model_search s WHERE {matching.sql()}"
     w.args = matching.args  # the count's arguments come first
     exact = f"(s.name_l = {w.arg(text)}::text OR s.model_l = ${len(w.args)}::text)"
-    prefix = f"(s.name_l LIKE {w.arg(_escape_like(text) + '%')}::text OR s.model_l LIKE ${len(w.args)}::text)"
+    prefix = f"(s.name_l LIKE {w.arg(escape_like(text) + '%')}::text OR s.model_l LIKE ${len(w.args)}::text)"
     lexemes = f"tsvector_to_array(to_tsvector('simple', {w.arg(text)}::text))"
     limit = w.arg(q.limit + 1)
     if scan:

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from services.api import search
 from services.api.search import SearchIndex
 from shared.config import Settings
 from shared.db import api_reads
@@ -102,10 +103,18 @@ async def from_memory(index: SearchIndex, pool: Any, q: str, limit: int, provide
         query = msgspec.structs.replace(query, cursor=position)
 
 
-async def test_search_from_memory_ranks_like_the_database(settings: Settings) -> None:
+@pytest.mark.parametrize("large", [False, True])
+async def test_search_from_memory_ranks_like_the_database(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, large: bool
+) -> None:
     """The in-memory search answers every query as PostgreSQL does (rows, order, totals, cursors),
     with and without `provider=`, after a first load and after a refresh that changed the catalog;
-    and it answers nothing it cannot (filters, sorts, removed models, another catalog version)."""
+    and it answers nothing it cannot (filters, sorts, removed models, another catalog version).
+    `large`: as with many models, a rare word's matches taken from PostgreSQL, the others found in a
+    thread or tested on the rare word's matches."""
+    if large:
+        monkeypatch.setattr(search, "SCAN_IN_THREAD", 0)
+        monkeypatch.setattr(search, "FEW", 40)
     old, new = document(CATALOG_OLD), document(CATALOG_NEW)
     index = SearchIndex()
     async with fake_upstream(old) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
@@ -115,7 +124,7 @@ async def test_search_from_memory_ranks_like_the_database(settings: Settings) ->
             snap = await index.build(ctx.pool)
             assert snap.version == await ctx.pool.fetchval("SELECT version FROM catalog_state")
             providers = [p for (p,) in await ctx.pool.fetch("SELECT id FROM providers ORDER BY id LIMIT 3")]
-            for q in [*QUERIES, "GPT 4.1 mini ", "claude-3", "o"]:
+            for q in [*QUERIES, "GPT 4.1 mini ", "claude-3", "o", "sonnet 4.5", "4.5 sonnet", "mini gpt-4"]:
                 want = await reference(ctx.pool, q)
                 assert await from_memory(index, ctx.pool, q, 10, []) == (want, len(want)), q
                 assert await from_memory(index, ctx.pool, q, 500, []) == (want, len(want)), q
