@@ -9,10 +9,10 @@ query a substring of the search text), the same order (best tier first, then sho
 the key), the same total and the same cursors. Anything else, and any request while the structure is
 of another catalog version than the one this process knows, goes to PostgreSQL as before.
 
-A word's matches are found by one pass over the models' search texts (in a thread when there are
-many) and remembered as a set of rows, so a search intersects the sets of its words; the words
-searched for last are found again when the structure is rebuilt, in a thread, once the catalog
-version has settled after a change.
+A word's candidates are the models holding each of its pairs of adjacent characters (a set per
+pair, a few hundred pairs in all); the candidates of every word of a search are intersected, then
+tested for the words themselves. Sets of rows are integers, a bit per row. The structure is rebuilt
+in a thread once the catalog version has settled after a change.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import asyncio
 import bisect
 import collections
 import contextlib
+import functools
 import itertools
+import operator
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -32,7 +34,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from shared.db import Queryable
-from shared.db.api_reads import BRIDGE, BRIDGED, MODEL_JSON, escape_like, query_words
+from shared.db.api_reads import MODEL_JSON, query_words
 from shared.listing import ModelQuery
 
 log = structlog.get_logger(__name__)
@@ -50,11 +52,7 @@ _FROM_ASCII01 = bytes.maketrans(b"01", b"\x00\x01")
 _TOP = "\U0010ffff"
 #: Words (and lexemes) whose matches are remembered per structure (100,000 models: 12.5 kB each).
 WORDS_KEPT = 512
-#: Of them, those found again when the structure is rebuilt after a catalog change.
-WORDS_WARMED = 64
-#: A word the trigram index finds in at most this many models is taken from PostgreSQL.
-FEW = 500
-#: A structure of more models than this scans for a word in a thread (off the event loop).
+#: Candidates above this many are tested for a search's words in a thread (off the event loop).
 SCAN_IN_THREAD = 20_000
 #: Quiet seconds after a catalog change before the structure is rebuilt (a refresh commits once
 #: per provider: the rebuild waits for the burst to end).
@@ -69,13 +67,6 @@ _ROWS_SQL = (
 _PAGE_SQL = (
     f"SELECT m.{MODEL_JSON} AS doc FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t (provider_id, model_id, n) "
     "JOIN models m USING (provider_id, model_id) WHERE m.removed_at IS NULL ORDER BY t.n"
-)
-#: The models whose search text holds a word, through the trigram index of the bridged text
-#: (migration 0013), then as written; the page's models may be newer than the structure: only
-#: those it lists are counted.
-_WORD_SQL = (
-    f"SELECT provider_id, model_id FROM model_search s WHERE s.listed AND {BRIDGED} LIKE $1::text "
-    "AND s.haystack LIKE $2::text LIMIT $3"
 )
 _LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('simple', $1::text))"
 
@@ -126,7 +117,7 @@ class Snapshot:
     `warm`: words whose matches are found while it is made (those searched for last, so that a
     catalog change does not make them cold again)."""
 
-    def __init__(self, version: int, records: Sequence[Any], warm: Sequence[str] = ()) -> None:
+    def __init__(self, version: int, records: Sequence[Any]) -> None:
         self.version = version
         self.size = len(records)
         self.keys: list[tuple[str, str]] = [(r[0], r[1]) for r in records]
@@ -146,16 +137,46 @@ class Snapshot:
         names.sort()
         self.prefix_text = [n for n, _ in names]
         self.prefix_rows = [i for _, i in names]
-        self.words: OrderedDict[str, int] = OrderedDict((w, self.scan(w)) for w in warm)
+        self.bigrams = self._bigrams()
+        self.chars: dict[str, int] = {}
+        self.words: OrderedDict[str, int] = OrderedDict()
         self.lexemes: OrderedDict[str, int] = OrderedDict()
         self.prefixes: OrderedDict[str, int] = OrderedDict()
 
-    def scan(self, word: str) -> int:
-        """The rows whose search text holds `word` (LIKE '%word%'): one pass over every model."""
-        return _flags_to_bits(bytes(map(str.__contains__, self.haystacks, itertools.repeat(word))))
+    def _bigrams(self) -> dict[str, int]:
+        """Each pair of adjacent characters of the search texts -> the rows holding it."""
+        postings: dict[str, list[int]] = {}
+        for i, text in enumerate(self.haystacks):
+            for pair in {text[j : j + 2] for j in range(len(text) - 1)}:
+                postings.setdefault(pair, []).append(i)
+        return {pair: bits(rows, self.size) for pair, rows in postings.items()}
+
+    def candidates(self, word: str) -> int:
+        """The rows holding every pair of adjacent characters of `word`: exactly its matches when it
+        has at most two characters (a search text has more than one, so each of its characters is
+        in a pair), more when it is longer."""
+        if len(word) == 1:
+            mask = self.chars.get(word)
+            if mask is None:
+                mask = self.chars[word] = functools.reduce(
+                    operator.or_, (m for pair, m in self.bigrams.items() if word in pair), 0
+                )
+            return mask
+        mask = -1
+        for j in range(len(word) - 1):
+            mask &= self.bigrams.get(word[j : j + 2], 0)
+        return mask
+
+    def verify(self, mask: int, words: list[str]) -> int:
+        """The rows of `mask` whose search text holds every one of `words` (C loops over them)."""
+        rows = rows_in(mask)
+        for word in words:
+            found = map(str.__contains__, map(self.haystacks.__getitem__, rows), itertools.repeat(word))
+            rows = list(itertools.compress(rows, found))
+        return bits(rows, self.size)
 
     def known(self, word: str) -> int | None:
-        """The matches of a word already scanned for."""
+        """The matches of a word searched for alone before."""
         rows = self.words.get(word)
         if rows is not None:
             self.words.move_to_end(word)
@@ -246,7 +267,7 @@ class SearchIndex:
         models changed since the snapshot)."""
         assert q.q is not None
         text = q.q.lower()
-        matches = await _matches(conn, snap, query_words(text))
+        matches = await _matches(snap, query_words(text))
         groups = snap.groups(text, matches, await self._query_lexemes(conn, text), q.providers)
         after = _after_cursor(snap, groups, q.cursor) if q.cursor is not None else None
         if q.cursor is not None and after is None:
@@ -278,15 +299,11 @@ class SearchIndex:
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             version = int(await conn.fetchval("SELECT version FROM catalog_state"))
             records = await conn.fetch(_ROWS_SQL)
-        last = self.snapshot
-        warm = list(last.words)[-WORDS_WARMED:] if last is not None else []
-        snap = await asyncio.to_thread(Snapshot, version, records, warm)
+        snap = await asyncio.to_thread(Snapshot, version, records)
         self.snapshot = snap
         _ROWS.set(len(snap.keys))
         _BUILDS.labels("built").inc()
-        log.info(
-            "search_index_built", catalog_version=version, models=len(snap.keys), warmed=len(warm), ms=_ms(started)
-        )
+        log.info("search_index_built", catalog_version=version, models=len(snap.keys), ms=_ms(started))
         return snap
 
     async def maintain(self, pool: asyncpg.Pool, version: Callable[[], int], stop: asyncio.Event) -> None:
@@ -310,42 +327,22 @@ class SearchIndex:
                 await asyncio.wait_for(stop.wait(), POLL)
 
 
-async def _matches(conn: Queryable, snap: Snapshot, words: list[str]) -> int:
-    """The models whose search text holds every word. A word searched for before is remembered; a
-    rare one (at most FEW models, by the trigram index) is taken from PostgreSQL and remembered;
-    the others are tested on those candidates when they are few, and otherwise the first of them
-    is found by a pass over every model (in a thread when they are many) and remembered."""
-    matches, unknown = -1, []
-    for word in sorted(words, key=len, reverse=True):  # longer words first: they tend to be rarer
-        rows = snap.known(word)
-        few = matches >= 0 and matches.bit_count() <= FEW  # then the rest are tested on these
-        if rows is None and not few and snap.size > SCAN_IN_THREAD and len(word) >= 3:
-            rows = await _rare(conn, snap, word)
-        if rows is None:
-            unknown.append(word)
-        else:
-            matches &= rows
-    if unknown and (matches < 0 or matches.bit_count() > FEW):
-        rows = await asyncio.to_thread(snap.scan, unknown[0]) if snap.size > SCAN_IN_THREAD else snap.scan(unknown[0])
-        snap.remember(unknown.pop(0), rows)
-        matches &= rows
-    if unknown:
-        haystacks = snap.haystacks
-        found = [r for r in rows_in(matches) if all(w in haystacks[r] for w in unknown)]
-        matches = bits(found, snap.size)
+async def _matches(snap: Snapshot, words: list[str]) -> int:
+    """The models whose search text holds every word: the rows holding each word's pairs of
+    characters, then those of them holding the words themselves (a word of one or two characters
+    needs no test). A word searched for alone is remembered."""
+    matches, tested = -1, []
+    for word in words:
+        known = snap.known(word)
+        matches &= known if known is not None else snap.candidates(word)
+        if known is None and len(word) > 2:
+            tested.append(word)
+    if tested and matches:
+        many = matches.bit_count() > SCAN_IN_THREAD
+        matches = await asyncio.to_thread(snap.verify, matches, tested) if many else snap.verify(matches, tested)
+    if len(words) == 1 and tested:
+        snap.remember(words[0], matches)
     return matches
-
-
-async def _rare(conn: Queryable, snap: Snapshot, word: str) -> int | None:
-    """The matches of a word the trigram index finds in at most FEW models (remembered), else None
-    (a word of under three characters has no trigram to look up)."""
-    pattern = "%" + escape_like(word) + "%"
-    found = await conn.fetch(_WORD_SQL, pattern.translate(BRIDGE), pattern, FEW + 1)
-    if len(found) > FEW:
-        return None
-    rows = bits([snap.rows_of[k] for k in map(tuple, found) if k in snap.rows_of], snap.size)
-    snap.remember(word, rows)
-    return rows
 
 
 def _only_providers(q: ModelQuery) -> ModelQuery:

@@ -110,11 +110,9 @@ async def test_search_from_memory_ranks_like_the_database(
     """The in-memory search answers every query as PostgreSQL does (rows, order, totals, cursors),
     with and without `provider=`, after a first load and after a refresh that changed the catalog;
     and it answers nothing it cannot (filters, sorts, removed models, another catalog version).
-    `large`: as with many models, a rare word's matches taken from PostgreSQL, the others found in a
-    thread or tested on the rare word's matches."""
+    `large`: as with many models, candidates tested in a thread."""
     if large:
         monkeypatch.setattr(search, "SCAN_IN_THREAD", 0)
-        monkeypatch.setattr(search, "FEW", 40)
     old, new = document(CATALOG_OLD), document(CATALOG_NEW)
     index = SearchIndex()
     async with fake_upstream(old) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
