@@ -9,6 +9,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from services.api.cache import PastInstants, ResponseCache, TotalsMemo
+from services.api.prebuild import Prebuilder
 from shared.config import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -16,6 +17,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)
 CACHE = web.AppKey("cache", ResponseCache)
 TOTALS = web.AppKey("totals", TotalsMemo)
+#: Builds the whole-catalog documents a change dropped again, ahead of the next request.
+PREBUILDER = web.AppKey("prebuilder", Prebuilder)
 #: Past instants (`at=`) resolved to the catalog version in force then.
 INSTANTS = web.AppKey("instants", PastInstants)
 #: The OpenAPI document, encoded.
