@@ -70,6 +70,7 @@ bench: install services browser
 	$(BIN)/python benchmarks/refresh_bench.py
 	$(BIN)/python benchmarks/api_bench.py
 	$(BIN)/python benchmarks/scale_bench.py
+	$(BIN)/python benchmarks/documents_bench.py
 	$(BIN)/python benchmarks/load_bench.py
 	$(BIN)/python benchmarks/webhooks_bench.py
 	$(BIN)/python benchmarks/pages_bench.py

@@ -12,7 +12,9 @@ catalog). Every representation and every key counts towards `max_bytes`; past it
 used keys go first, and an entry over a quarter of it is served but not kept. A lasting entry too
 large to keep as it is (a whole-catalog document at 100,000 models: 50 MB) is kept packed: only its
 compressed representations, counted as such, the zstd one made as it is built and an identity
-answer decompressed from it for each request that accepts no coding.
+answer decompressed from it for each request that accepts no coding. A watcher (services/api/
+prebuild.py) hears of the lasting entries asked for and of the keys each change drops, to build the
+documents again ahead of the next request.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import asyncpg
 import structlog
@@ -145,6 +147,18 @@ def _entry(args: tuple[bytes, int, frozenset[str], float, str], pack: bool) -> E
     return entry
 
 
+class Watcher(Protocol):
+    """Told which whole-catalog documents are asked for and which keys a change dropped
+    (services/api/prebuild.py builds the dropped ones again ahead of the next request)."""
+
+    def asked(self, key: str, alias: str | None, tags: frozenset[str], build: Callable[[], Awaitable[bytes]]) -> None:
+        """A request reached the entry of a lasting answer about the current catalog."""
+
+    def dropped(self, doomed: frozenset[str] | None, stale: dict[str, tuple[str, ...]]) -> None:
+        """The catalog changed: these keys (held, or being built) are stale, each with the codings
+        its entry held; doomed: the tags dropped (None: everything)."""
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark a shared build's failure seen (every waiter re-raises it; none may be left)."""
     if not future.cancelled():
@@ -165,6 +179,7 @@ class ResponseCache:
         self.version = 0  # the catalog version this process knows of
         self.epoch = 0  # bumped on every drop, so a response built across a drop is not stored
         self._building: dict[str, asyncio.Future[Entry]] = {}
+        self.watcher: Watcher | None = None  # told of whole-catalog documents asked for and dropped
 
     def lookup(self, key: str) -> Entry | None:
         """The live entry under this key, if any: the whole cost of a hit."""
@@ -191,12 +206,15 @@ class ResponseCache:
         identical request is found before its query is parsed). `version`: the catalog version the body
         is built from when it is not the current one (a past catalog, `at=`); `immutable`: the body never
         changes (an answer about a past catalog), and Cache-Control says so."""
+        if lasting and version is None and self.watcher is not None:
+            self.watcher.asked(key, alias, tags, build)
         entry = self.lookup(key)
         if entry is None:
             pending = self._building.get(key)
             if pending is not None:
                 entry = await asyncio.shield(pending)
             else:
+                _MISS.inc()
                 entry = await self._build(key, tags, build, lasting, version, immutable)
         if alias is not None and alias != key and entry.keys:
             self._store(alias, entry)
@@ -211,7 +229,6 @@ class ResponseCache:
         built_from: int | None = None,
         immutable: bool = False,
     ) -> Entry:
-        _MISS.inc()
         future: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)
         self._building[key] = future
@@ -236,6 +253,14 @@ class ResponseCache:
         if self.enabled and epoch == self.epoch:
             self._store(key, entry)
         return entry
+
+    async def prebuild(self, key: str, tags: frozenset[str], build: Callable[[], Awaitable[bytes]]) -> Entry | None:
+        """Build a lasting entry of the current catalog ahead of any request (requests that ask
+        meanwhile wait for this build, as for any other); None when it is held or being built
+        already. The entry is not kept (no `keys`) when the catalog changed during the build."""
+        if key in self.entries or key in self._building:
+            return None
+        return await self._build(key, tags, build, lasting=True)
 
     async def representation(self, entry: Entry, coding: str) -> Representation:
         """The entry in this coding, compressed the first time it is asked for (in a thread when
@@ -310,14 +335,18 @@ class ResponseCache:
 
     def drop(self, providers: list[str]) -> None:
         self.epoch += 1
-        doomed = {ALL, *providers}
-        for key in [k for k, e in self.entries.items() if e.tags & doomed]:
+        doomed = frozenset({ALL, *providers})
+        stale = {k: tuple(e.reps) for k, e in self.entries.items() if e.tags & doomed}
+        for key in stale:
             self._unlink(key, self.entries.pop(key))
         CACHE_BYTES.set(self.bytes)
         CACHE_EVENTS.labels("drop_tagged").inc()
+        if self.watcher is not None:
+            self.watcher.dropped(doomed, {**dict.fromkeys(self._building, ()), **stale})
 
     def clear(self, reason: str) -> None:
         self.epoch += 1
+        stale = {**dict.fromkeys(self._building, ()), **{k: tuple(e.reps) for k, e in self.entries.items()}}
         for entry in self.entries.values():
             entry.keys.clear()
         self.entries.clear()
@@ -325,6 +354,8 @@ class ResponseCache:
         CACHE_BYTES.set(0)
         CACHE_EVENTS.labels("drop_all").inc()
         log.info("cache_cleared", reason=reason)
+        if self.watcher is not None:
+            self.watcher.dropped(None, stale)
 
     def apply(self, event: events.Invalidation) -> None:
         """Handle an invalidation event in version order; a gap drops everything."""

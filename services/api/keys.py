@@ -9,6 +9,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from services.api.cache import PastInstants, ResponseCache, TotalsMemo
+from services.api.prebuild import Prebuilder
 from services.api.search import SearchIndex
 from shared.config import Settings
 
@@ -19,6 +20,8 @@ CACHE = web.AppKey("cache", ResponseCache)
 TOTALS = web.AppKey("totals", TotalsMemo)
 #: Ranked text search from memory (issue 14).
 SEARCH = web.AppKey("search", SearchIndex)
+#: Builds the whole-catalog documents a change dropped again, ahead of the next request.
+PREBUILDER = web.AppKey("prebuilder", Prebuilder)
 #: Past instants (`at=`) resolved to the catalog version in force then.
 INSTANTS = web.AppKey("instants", PastInstants)
 #: The OpenAPI document, encoded.

@@ -25,6 +25,7 @@ from services.api.cache import PastInstants, ResponseCache, TotalsMemo, listen, 
 from services.api.handlers.webhooks import setup_webhooks
 from services.api.middlewares import request_context
 from services.api.pages import setup_pages
+from services.api.prebuild import Prebuilder
 from services.api.route import MAX_BODY
 from services.api.routes import ROUTES, add_routes, openapi_json
 from services.api.search import SearchIndex
@@ -52,6 +53,7 @@ def create_app(settings: Settings, *, enqueue: Callable[[int], None] | None = No
     app[keys.SETTINGS] = settings
     app[keys.CACHE] = ResponseCache(settings.cache_ttl, settings.cache_max_bytes, enabled=settings.cache_enabled)
     app[keys.TOTALS] = TotalsMemo(app[keys.CACHE])
+    app[keys.PREBUILDER] = Prebuilder(app[keys.CACHE])
     app[keys.INSTANTS] = PastInstants()
     app[keys.SEARCH] = SearchIndex(enabled=settings.search_in_memory)
     app[keys.ENQUEUE] = enqueue or Sender.from_settings(settings).plan_refresh
@@ -71,6 +73,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[keys.POOL], app[keys.REDIS] = pool, redis
     cache = app[keys.CACHE]
     cache.version = await catalog_version(pool)
+    cache.watcher = app[keys.PREBUILDER]  # whole-catalog documents built again after a change
     stop = asyncio.Event()
     instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     WEB_PROCESS.info({"instance": instance, "pid": str(os.getpid())})
@@ -83,6 +86,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     yield
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
+    cache.watcher = None
+    await app[keys.PREBUILDER].close()
     with contextlib.suppress(Exception):
         await forget(redis, settings.redis_prefix, instance)
     await redis.aclose()

@@ -5,6 +5,9 @@ models.dev's model cards (`/models.json`) and both together (`/catalog.json`).
 Each slice is built once per catalog version through the response cache (lasting entries, dropped
 when the catalog changes; concurrent first requests wait for the one build): PostgreSQL assembles
 the document, and the CPU-bound rest (compacting, deriving) runs in a thread, off the event loop.
+The slices people read are built again in the background once a change has settled, with the
+build their handler made (services/api/prebuild.py), so the first request after a refresh finds
+them built rather than wait seconds at 100,000 models.
 """
 
 from __future__ import annotations
