@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import collections
 import contextlib
 import functools
 import itertools
@@ -30,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import asyncpg
+import numpy as np
 import structlog
 from prometheus_client import Counter, Gauge
 
@@ -45,9 +45,6 @@ _ROWS = Gauge("modelmeta_search_index_models", "Models in this process's in-memo
 _SEARCH_BY_MEMORY = _SEARCHES.labels("memory")
 _SEARCH_BY_DATABASE = _SEARCHES.labels("database")
 
-#: A byte per row (0 or 1) as the digits of a binary number.
-_ASCII01 = bytes.maketrans(b"\x00\x01", b"01")
-_FROM_ASCII01 = bytes.maketrans(b"01", b"\x00\x01")
 #: Above every character: the end of a prefix range in sorted text.
 _TOP = "\U0010ffff"
 #: Words (and lexemes) whose matches are remembered per structure (100,000 models: 12.5 kB each).
@@ -77,36 +74,40 @@ _TIERS = (7, 6, 3, 2, 1, 0)
 
 
 def bits(rows: Iterable[int], size: int) -> int:
-    """A set of rows as an integer whose bit `row` is set for each (built in C loops when large)."""
+    """A set of rows as an integer whose bit `row` is set for each."""
     rows = rows if isinstance(rows, list) else list(rows)
-    if len(rows) < 2000:
-        mask = bytearray(size // 8 + 1)
+    if len(rows) < 64:
+        mask = 0
         for row in rows:
-            mask[row >> 3] |= 1 << (row & 7)
-        return int.from_bytes(mask, "little")
-    flags = bytearray(size)
-    collections.deque(map(flags.__setitem__, rows, itertools.repeat(1)), maxlen=0)
-    return _flags_to_bits(flags)
-
-
-def _flags_to_bits(flags: bytes | bytearray) -> int:
-    """A byte per row (0 or 1) as bits."""
-    return int(flags[::-1].translate(_ASCII01), 2) if flags else 0
+            mask |= 1 << row
+        return mask
+    flags = np.zeros(size, dtype=np.uint8)
+    flags[rows] = 1
+    return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")
 
 
 def rows_in(mask: int) -> list[int]:
-    """Every row of a set, in order (C loops over a character per row)."""
-    digits = bin(mask)[:1:-1].encode().translate(_FROM_ASCII01)
-    return list(itertools.compress(range(len(digits)), digits))
+    """Every row of a set, in order."""
+    if mask <= 0:
+        return []
+    raw = np.frombuffer(mask.to_bytes((mask.bit_length() + 7) // 8, "little"), dtype=np.uint8)
+    rows: list[int] = np.flatnonzero(np.unpackbits(raw, bitorder="little")).tolist()
+    return rows
 
 
-def first_rows(mask: int, n: int) -> list[int]:
-    """The lowest `n` rows of a set (in row order: shorter names first, then the key)."""
+def first_rows(mask: int, n: int, width: int = 2048) -> list[int]:
+    """The lowest `n` rows of a set (in row order: shorter names first, then the key), read
+    `width` bits at a time so that each step costs a little of the mask, not all of it."""
     out: list[int] = []
+    base, window = 0, (1 << width) - 1
     while mask and len(out) < n:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
+        chunk = mask & window
+        while chunk and len(out) < n:
+            low = chunk & -chunk
+            out.append(base + low.bit_length() - 1)
+            chunk ^= low
+        mask >>= width
+        base += width
     return out
 
 
