@@ -8,8 +8,8 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
