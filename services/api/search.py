@@ -249,6 +249,7 @@ class SearchIndex:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.snapshot: Snapshot | None = None
+        self.build_seconds = 0.0  # what the last build took
         self._lexemes: OrderedDict[str, list[str]] = OrderedDict()
 
     def serves(self, q: ModelQuery, version: int) -> Snapshot | None:
@@ -301,7 +302,7 @@ class SearchIndex:
             version = int(await conn.fetchval("SELECT version FROM catalog_state"))
             records = await conn.fetch(_ROWS_SQL)
         snap = await asyncio.to_thread(Snapshot, version, records)
-        self.snapshot = snap
+        self.snapshot, self.build_seconds = snap, time.monotonic() - started
         _ROWS.set(len(snap.keys))
         _BUILDS.labels("built").inc()
         log.info("search_index_built", catalog_version=version, models=len(snap.keys), ms=_ms(started))
@@ -309,15 +310,18 @@ class SearchIndex:
 
     async def maintain(self, pool: asyncpg.Pool, version: Callable[[], int], stop: asyncio.Event) -> None:
         """Keep the snapshot at the catalog version this process knows: rebuild once the version has
-        stayed the same for SETTLE seconds after a change. A failed build is logged and tried again."""
+        stayed the same for SETTLE seconds after a change, or for as long as the last build took
+        when that is longer (at 100,000 models a build costs seconds of a core: a refresh that commits
+        slowly is not followed by a build after every commit). A failed build is logged and tried
+        again."""
         seen, since = version(), time.monotonic()
         while not stop.is_set() and self.enabled:
             now = version()
             if now != seen:
                 seen, since = now, time.monotonic()
             snap = self.snapshot
-            stale = snap is None or snap.version != now
-            if stale and time.monotonic() - since >= (0 if snap is None else SETTLE):
+            stale = snap is None or snap.version < now  # (a newer one waits for the process to catch up)
+            if stale and time.monotonic() - since >= (0 if snap is None else max(SETTLE, self.build_seconds)):
                 try:
                     await self.build(pool)
                 except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:

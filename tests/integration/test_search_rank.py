@@ -3,18 +3,22 @@ the same rows in the same order, page by page, and the narrow table in step afte
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
-from services.api import search
+from services.api import keys, search
+from services.api.main import create_app
 from services.api.search import SearchIndex
 from shared.config import Settings
 from shared.db import api_reads
+from shared.db.catalog_writes import catalog_version
 from shared.embedded import document
-from shared.listing import ModelQuery
-from tests.support import CATALOG_NEW, CATALOG_OLD, fake_upstream, pipeline, refresh_inline
+from shared.listing import ModelQuery, decode_cursor
+from tests.support import CATALOG_NEW, CATALOG_OLD, SAMPLE, fake_upstream, pipeline, refresh_inline, wait_until
 
 #: The rank as the API describes it, computed row by row over the wide table: exact name or id,
 #: then prefix, then whole words, then the rest; shorter names first; then by id.
@@ -149,3 +153,41 @@ async def test_search_from_memory_ranks_like_the_database(
         # A cursor at a model the structure does not list: PostgreSQL answers it.
         stale = ModelQuery(q="gpt", cursor=["5.99", "nobody", "nothing"])
         assert await index.page(ctx.pool, snap, stale) is None
+
+
+async def test_each_web_process_keeps_its_search_at_the_current_catalog(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app builds its search structure at start, answers ranked searches from it, goes to
+    PostgreSQL while the catalog has changed and the structure is older, and builds it again once
+    the change has settled; answers are the same either way."""
+    monkeypatch.setattr(search, "SETTLE", 0.2)
+    doc = json.loads(SAMPLE.read_bytes())
+    async with fake_upstream(json.dumps(doc).encode()) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
+        await refresh_inline(ctx)
+        async with TestClient(TestServer(create_app(settings, enqueue=lambda _: None))) as client:
+            app = client.server.app
+            index, cache = app[keys.SEARCH], app[keys.CACHE]
+            await wait_until(lambda: index.snapshot and index.snapshot.version == cache.version, 10, what="built")
+            memory = search._SEARCH_BY_MEMORY._value.get()
+            first = await (await client.get("/api/v1/models?q=acme&limit=2")).json()
+            assert search._SEARCH_BY_MEMORY._value.get() == memory + 1
+            assert first["total"] > 2 and first["next_cursor"]
+            doc["acme"]["models"]["acme-large-3"]["name"] = "Zebra Large"
+            up.body = json.dumps(doc).encode()
+            assert (await refresh_inline(ctx))["status"] == "succeeded"
+            version = await catalog_version(app[keys.POOL])
+            await wait_until(lambda: cache.version == version, 10, what="the change heard")
+            if index.snapshot is not None and index.snapshot.version < version:
+                assert index.serves(ModelQuery(q="zebra"), cache.version) is None  # PostgreSQL answers
+            await wait_until(lambda: index.snapshot and index.snapshot.version == version, 10, what="built again")
+            memory = search._SEARCH_BY_MEMORY._value.get()
+            found = await (await client.get("/api/v1/models?q=zebra")).json()
+            assert [m["id"] for m in found["data"]] == ["acme/acme-large-3"] and found["total"] == 1
+            assert search._SEARCH_BY_MEMORY._value.get() == memory + 1
+            page = await (await client.get(f"/api/v1/models?q=acme&limit=2&cursor={first['next_cursor']}")).json()
+            # A cursor of the catalog before: the rows after its position in today's rank, as PostgreSQL says.
+            cursor = decode_cursor(first["next_cursor"], "rank", 3)
+            want, total, _ = await api_reads.list_models(app[keys.POOL], ModelQuery(q="acme", limit=2, cursor=cursor))
+            assert [m["id"] for m in page["data"]] == [json.loads(d)["id"] for d in want]
+            assert page["total"] == total
