@@ -23,6 +23,7 @@ import contextlib
 import functools
 import itertools
 import operator
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -65,6 +66,10 @@ _PAGE_SQL = (
     f"SELECT m.{MODEL_JSON} AS doc FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t (provider_id, model_id, n) "
     "JOIN models m USING (provider_id, model_id) WHERE m.removed_at IS NULL ORDER BY t.n"
 )
+#: A word PostgreSQL's simple parser makes one lexeme of, itself (ASCII letters, digits, or letters
+#: then digits; digits then letters can read as a number, as `1e5x` -> `1e5`, `x`): a query made of
+#: such words needs no round trip for its lexemes.
+_PLAIN_WORD = re.compile(r"[a-z]+|[0-9]+|[a-z]+[0-9]+")
 _LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('simple', $1::text))"
 
 
@@ -289,7 +294,10 @@ class SearchIndex:
         """The query's whole-word lexemes as PostgreSQL's simple parser makes them (remembered)."""
         lexemes = self._lexemes.get(text)
         if lexemes is None:
-            lexemes = self._lexemes[text] = list(await conn.fetchval(_LEXEMES_SQL, text) or [])
+            words = text.split()
+            plain = all(_PLAIN_WORD.fullmatch(word) for word in words)
+            lexemes = words if plain else list(await conn.fetchval(_LEXEMES_SQL, text) or [])
+            self._lexemes[text] = lexemes
             if len(self._lexemes) > 4 * WORDS_KEPT:
                 self._lexemes.popitem(last=False)
         return lexemes

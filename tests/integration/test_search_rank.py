@@ -141,6 +141,11 @@ async def test_search_from_memory_ranks_like_the_database(
                 ]
                 assert await from_memory(index, ctx.pool, q, 3, providers[1:]) == (some, len(some)), q
         assert len(await reference(ctx.pool, "gpt")) > 50
+        # The lexemes of plain queries are made without PostgreSQL: as its parser makes them.
+        plain = ["gpt 4o mini", "o3", "claude3 opus", "1e5", "007 bond", "llama 3 70b", "qwen", "a b c"]
+        for text in [*plain, "1e5x", "gpt-4.1", "sonnet_4"]:
+            want_lexemes = set(await ctx.pool.fetchval("SELECT tsvector_to_array(to_tsvector('simple', $1))", text))
+            assert set(await index._query_lexemes(ctx.pool, text)) == want_lexemes, text
         for other in (
             ModelQuery(q="gpt", sort="name"),
             ModelQuery(q="gpt", include_removed=True),
