@@ -7,7 +7,7 @@ PORT ?= 8080
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install services clients browser run test test-fast lint format mypy bench clean
+.PHONY: install services clients browser wrk run test test-fast lint format mypy bench clean
 
 $(BIN)/modelmeta: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,7 +65,14 @@ mypy: install
 	$(BIN)/mypy
 
 # Every benchmark, then their tables into the README (the 100k-model and 60 s runs take minutes).
-bench: install services browser
+# Throughput is measured with wrk (a C load generator that is not the bottleneck): install it when missing.
+wrk:
+	@command -v wrk >/dev/null || { \
+	  echo "installing wrk from the system packages" >&2; \
+	  $(AS_ROOT) apt-get update -qq && \
+	  $(AS_ROOT) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+bench: install services browser wrk
 	rm -rf .bench
 	$(BIN)/python benchmarks/refresh_bench.py
 	$(BIN)/python benchmarks/api_bench.py
