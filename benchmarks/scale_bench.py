@@ -7,7 +7,7 @@ Then the API over that catalog with its response cache off: every filter, sort a
 p50 and p99 at 16 connections (target p99 < 50 ms), with each query's EXPLAIN ANALYZE written to
 .bench/explain.txt. Peak memory of the worker and the web process (target: under 1 GiB each).
 
-    python benchmarks/scale_bench.py [--models 100000] [--providers 1000] [--seconds 3]
+    python benchmarks/scale_bench.py [--models 100000] [--providers 1000] [--seconds 3] [--refresh-only]
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -126,6 +129,29 @@ def wait_search_built(base_url: str, models: int, timeout: float = 300.0) -> Non
     raise TimeoutError("the web process did not build its search structure")
 
 
+async def phases(pool: Any, run_id: int) -> str:
+    """Where a run's time went, from its provider-runs: the plan (the run's start to the first sync
+    transaction's start), the syncs (to the last one's end) and the close (to the run's end)."""
+    row = await pool.fetchrow(
+        """
+        SELECT extract(epoch FROM min(p.started_at) - r.started_at)::float8 AS plan,
+               extract(epoch FROM max(p.finished_at) - min(p.started_at))::float8 AS syncs,
+               count(p.*) AS provider_runs,
+               extract(epoch FROM r.finished_at - max(p.finished_at))::float8 AS close,
+               extract(epoch FROM r.started_at - r.requested_at)::float8 AS queued
+        FROM refresh_runs r LEFT JOIN refresh_provider_runs p ON p.run_id = r.id
+        WHERE r.id = $1 GROUP BY r.id
+        """,
+        run_id,
+    )
+    if row is None or row["plan"] is None:
+        return "no provider-runs"
+    return (
+        f"queued {row['queued']:.2f} s, plan {row['plan']:.2f} s, "
+        f"{row['provider_runs']} provider-runs synced in {row['syncs']:.2f} s, close {row['close']:.2f} s"
+    )
+
+
 def query_rows(queries: list[tuple[str, float, float]]) -> list[tuple[str, str, str, str]]:
     """Summary rows of the per-query (query, p50, p99) figures: filters and sorts, then search."""
     rows = []
@@ -144,6 +170,65 @@ def query_rows(queries: list[tuple[str, float, float]]) -> list[tuple[str, str, 
             )
         )
     return rows
+
+
+@contextmanager
+def profiled(out: Path | None, name: str, pids: list[int]) -> Iterator[None]:
+    """py-spy (collapsed stacks, with idle frames) of the worker processes while the block runs,
+    into out/<name>-<pid>.txt; nothing when out is None."""
+    if out is None:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    spies = [
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "--idle",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "-p",
+                str(pid),
+                "-o",
+                str(out / f"{name}-{pid}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
+
+
+def refresh_rows(
+    results: dict[str, Any], n: int, providers: int, floor_full: float, floor_changed: float
+) -> list[tuple[str, str, str, str]]:
+    """The three refreshes beside their baselines: the COPY floor, and for the 5%-changed one the
+    full refresh of the same run too (the goal: at most 25% of it)."""
+    full, ch, nc = results["full"], results["changed"], results["nochange"]
+    return [
+        (
+            f"full refresh, {n:,} models / {providers:,} providers, into an empty database",
+            f"{full[0]:.1f} s ({full[1]:,} rows written)",
+            f"{floor_full:.1f} s (COPY floor)",
+            f"{full[0] / floor_full:.2f}x (target <= 2x)",
+        ),
+        (
+            "refresh with 5% of the models changed",
+            f"{ch[0]:.2f} s ({ch[1]:,} rows written)",
+            f"{full[0]:.1f} s (the full refresh above); {floor_changed:.1f} s (COPY floor, every row)",
+            f"{ch[0] / full[0]:.0%} of the full (target <= 25%); {ch[0] / floor_changed:.2f}x the floor",
+        ),
+        ("refresh with nothing changed", f"{nc[0]:.2f} s ({nc[1]:,} rows written)", "1 s (target)", f"{nc[0]:.2f}x"),
+    ]
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -174,11 +259,17 @@ async def main_async(args: argparse.Namespace) -> None:
             for name, doc in (("full", "full"), ("changed", "changed"), ("nochange", "changed")):
                 source.write_bytes(paths[doc].read_bytes())
                 xid = int(await pool.fetchval("SELECT txid_current()"))
-                seconds, run = await timed_refresh(pool, plan_refresh)
+                with profiled(args.profile, name, [w.pid for w in workers]):
+                    seconds, run = await timed_refresh(pool, plan_refresh)
                 assert run["status"] in ("succeeded", "unchanged"), (name, run["status"], run["error"])
                 results[name] = (seconds, await rows_written(pool, xid), run)
                 print(f"  {name}: {seconds:.2f} s, {results[name][1]:,} rows written", flush=True)
+                print(f"    {await phases(pool, run['id'])}", flush=True)
             worker_peak = max(peak_rss_mib(p.pid) for p in workers)
+        if args.refresh_only:
+            await pool.close()
+            print(table(refresh_rows(results, n, args.providers, floor_full, floor_changed)))
+            return
 
         plans = await explain(pool)
         BENCH_DIR.mkdir(exist_ok=True)
@@ -213,21 +304,8 @@ async def main_async(args: argparse.Namespace) -> None:
         await pool.close()
 
     errors = sum(s["errors"] + s["non_200"] for _, s in api)
-    full, ch, nc = results["full"], results["changed"], results["nochange"]
     rows = [
-        (
-            f"full refresh, {n:,} models / {args.providers:,} providers, into an empty database",
-            f"{full[0]:.1f} s ({full[1]:,} rows written)",
-            f"{floor_full:.1f} s (COPY floor)",
-            f"{full[0] / floor_full:.2f}x (target <= 4x)",
-        ),
-        (
-            "refresh with 5% of the models changed",
-            f"{ch[0]:.1f} s ({ch[1]:,} rows written)",
-            f"{floor_changed:.1f} s (COPY floor, every row)",
-            f"{ch[0] / floor_changed:.2f}x",
-        ),
-        ("refresh with nothing changed", f"{nc[0]:.2f} s ({nc[1]:,} rows written)", "1 s (target)", f"{nc[0]:.2f}x"),
+        *refresh_rows(results, n, args.providers, floor_full, floor_changed),
         *query_rows([(q, s["p50_ms"], s["p99_ms"]) for q, s in api]),
         (
             "uncached text search at 16 connections, distinct searches as typed (none repeated)",
@@ -258,6 +336,8 @@ def main() -> None:
     ap.add_argument("--models", type=int, default=100_000)
     ap.add_argument("--providers", type=int, default=1_000)
     ap.add_argument("--seconds", type=float, default=3.0, help="load per query")
+    ap.add_argument("--profile", type=Path, help="py-spy the worker during each refresh, into this directory")
+    ap.add_argument("--refresh-only", action="store_true", help="the three refreshes only, not the API")
     asyncio.run(main_async(ap.parse_args()))
 
 

@@ -20,6 +20,7 @@ from dramatiq.middleware import CurrentMessage
 from services.worker.middleware import current_context
 from shared import refresh
 from shared.errors import RateLimited
+from shared.resources import RefreshContext
 from shared.retry import PROVIDER_SYNC
 from shared.sender import PLAN_REFRESH, RUN_GAVE_UP, SYNC_PROVIDER, ActorRef
 
@@ -88,15 +89,25 @@ async def plan_refresh(run_id: int) -> None:
 
 
 def _send_syncs(run_id: int, providers: list[str]) -> None:
+    """One message per batch of providers (refresh.sync_batches): a batch of one names its provider."""
+    for batch in refresh.sync_batches(providers):
+        sync_provider.send(run_id, batch[0] if len(batch) == 1 else batch)
+
+
+def _send_each(run_id: int, providers: list[str]) -> None:
     for pid in providers:
         sync_provider.send(run_id, pid)
 
 
 @async_actor(SYNC_PROVIDER, retry_when=_retry_when, time_limit=300_000, notify_shutdown=True)
-async def sync_provider(run_id: int, provider_id: str) -> None:
-    """Sync one provider of a run; failures are counted in PostgreSQL and retried with backoff."""
+async def sync_provider(run_id: int, provider_id: str | list[str]) -> None:
+    """Sync one provider of a run (or a batch of them: a list); failures are counted in PostgreSQL
+    and retried with backoff."""
     structlog.contextvars.bind_contextvars(run_id=run_id, provider_id=provider_id)
     ctx = current_context()
+    if isinstance(provider_id, list):
+        await _sync_batch(ctx, run_id, provider_id)
+        return
     try:
         await refresh.sync_provider(ctx, run_id, provider_id)
     except RateLimited as e:
@@ -109,6 +120,16 @@ async def sync_provider(run_id: int, provider_id: str) -> None:
         delay_ms = PROVIDER_SYNC.delay_ms(attempts)
         log.warning("sync_retry", attempts=attempts, delay_ms=delay_ms, error=error)
         raise dramatiq.Retry(error, delay=delay_ms) from e
+
+
+async def _sync_batch(ctx: RefreshContext, run_id: int, provider_ids: list[str]) -> None:
+    """Sync a batch in one transaction; when it fails, each of its providers goes again in a message
+    of its own, with its attempts counted (one provider's fault does not hold up the others)."""
+    try:
+        await refresh.sync_providers(ctx, run_id, provider_ids)
+    except Exception as e:
+        log.warning("sync_batch_split", providers=len(provider_ids), error=f"{type(e).__name__}: {e}")
+        await asyncio.to_thread(_send_each, run_id, provider_ids)
 
 
 @async_actor(RUN_GAVE_UP, max_retries=3)

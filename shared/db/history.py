@@ -4,12 +4,12 @@ instant, and a model's price timeline."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from shared.catalog import MODEL_COLUMNS, ModelRecord, ProviderRecord
+from shared.catalog import MODEL_COLUMNS, ProviderRecord
 from shared.db import Conn, Queryable
 
 # -- writes: in the transaction of each provider's sync ------------------------------------------
@@ -46,14 +46,17 @@ async def stamp_version(conn: Conn, version: int, at: datetime | None) -> dateti
 
 _CLOSE_MODELS = """
 WITH closed AS (
-    UPDATE model_versions SET valid_to = $3
-    WHERE provider_id = $1 AND model_id = ANY($2::text[]) AND valid_to IS NULL
-    RETURNING model_id, first_seen_at, provider_name, raw
+    UPDATE model_versions v SET valid_to = $3
+    FROM unnest($1::text[], $2::text[]) AS k (provider_id, model_id)
+    WHERE v.provider_id = k.provider_id AND v.model_id = k.model_id AND v.valid_to IS NULL
+    RETURNING v.provider_id, v.model_id, v.first_seen_at, v.provider_name, v.raw
 ), gone AS (
     INSERT INTO model_versions (provider_id, model_id, valid_from, removed_at, first_seen_at, provider_name, raw)
-    SELECT $1, model_id, $3, $3, first_seen_at, provider_name, raw FROM closed WHERE model_id = ANY($4::text[])
+    SELECT c.provider_id, c.model_id, $3, $3, c.first_seen_at, c.provider_name, c.raw
+    FROM closed c JOIN unnest($4::text[], $5::text[]) AS r (provider_id, model_id)
+        ON (r.provider_id, r.model_id) = (c.provider_id, c.model_id)
 )
-SELECT model_id, first_seen_at FROM closed
+SELECT provider_id, model_id, first_seen_at FROM closed
 """
 
 _PROVIDER_VERSION = """
@@ -80,26 +83,32 @@ async def record_provider_version(
     await conn.execute(_PROVIDER_VERSION, provider_id, at, raw, slice_hash if raw is not None else None)
 
 
+#: A model whose version closes: (provider_id, model_id).
+ModelKey = tuple[str, str]
+
+
 async def record_model_versions(
     conn: Conn,
-    provider_id: str,
     at: datetime,
-    provider_name: str,
-    models: Mapping[str, ModelRecord],
-    listed: Sequence[str],
-    removed: Sequence[str],
+    closing: Sequence[ModelKey],
+    removed: Sequence[ModelKey],
+    opening: Sequence[tuple[str, str, str, Any]],
 ) -> None:
-    """Close the current versions of the models one provider's sync added, updated (`listed`) or
-    removed, and open their next ones at `at`: listed with their new object, or removed keeping
-    their last one."""
-    if not listed and not removed:
-        return
-    closed = await conn.fetch(_CLOSE_MODELS, provider_id, [*listed, *removed], at, list(removed))
-    if listed:
-        first_seen = {r["model_id"]: r["first_seen_at"] for r in closed}
+    """Close the current versions of the models that syncs added again, updated or removed
+    (`closing`; a model never stored before has none), and open their next ones at `at`: a removed
+    version keeping its last object for those `removed`, and the listed version of each of
+    `opening` ((provider_id, model_id, provider_name, raw): the models added or updated), first
+    seen when its closed version was (or at `at`). Several providers' syncs at once: one statement
+    and one COPY."""
+    first_seen: dict[ModelKey, datetime] = {}
+    if closing:
+        keys = ([k[0] for k in closing], [k[1] for k in closing])
+        closed = await conn.fetch(_CLOSE_MODELS, *keys, at, [k[0] for k in removed], [k[1] for k in removed])
+        first_seen = {(r["provider_id"], r["model_id"]): r["first_seen_at"] for r in closed}
+    if opening:
         await conn.copy_records_to_table(
             "model_versions",
-            records=[(provider_id, mid, at, first_seen.get(mid, at), provider_name, models[mid].raw) for mid in listed],
+            records=[(pid, mid, at, first_seen.get((pid, mid), at), name, raw) for pid, mid, name, raw in opening],
             columns=VERSION_COLUMNS,
         )
 

@@ -278,6 +278,12 @@ async def peek_provider_run(conn: Queryable, run_id: int, provider_id: str) -> a
     )
 
 
+async def run_source_kind(conn: Queryable, run_id: int) -> SourceKind | None:
+    """The kind of source a run loaded (None before its plan recorded it)."""
+    kind = await conn.fetchval("SELECT source_kind FROM refresh_runs WHERE id = $1", run_id)
+    return SourceKind(kind) if kind is not None else None
+
+
 async def lock_provider_for_sync(conn: Conn, provider_id: str) -> None:
     """Serialise the syncs of one provider (across runs) until this transaction ends."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sync:' || $1))", provider_id)
@@ -331,6 +337,37 @@ async def complete_provider_run(
             "UPDATE refresh_runs SET providers_pending = providers_pending - 1 WHERE id = $1 "
             "RETURNING providers_pending",
             run_id,
+        )
+    )
+
+
+async def complete_provider_runs(
+    conn: Conn, run_id: int, done: Sequence[tuple[str, tuple[int, int, int, int]]], *, duration_ms: int
+) -> int:
+    """Mark provider-runs succeeded, each with its (added, updated, removed, unchanged), in one
+    statement (a batch's, which took `duration_ms`); return how many of the run are still pending."""
+    counts = list(zip(*(c for _, c in done), strict=True))
+    return int(
+        await conn.fetchval(
+            """
+            WITH done AS (
+                UPDATE refresh_provider_runs p SET status = 'succeeded', added = c.added, updated = c.updated,
+                    removed = c.removed, unchanged = c.unchanged, duration_ms = $7::int, error = NULL,
+                    slice = NULL, attempts = p.attempts + 1,
+                    started_at = coalesce(p.started_at, clock_timestamp() - make_interval(secs => $7::int / 1000.0)),
+                    finished_at = clock_timestamp()
+                FROM unnest($2::text[], $3::int[], $4::int[], $5::int[], $6::int[])
+                    AS c (provider_id, added, updated, removed, unchanged)
+                WHERE p.run_id = $1 AND p.provider_id = c.provider_id
+                RETURNING 1
+            )
+            UPDATE refresh_runs SET providers_pending = providers_pending - (SELECT count(*) FROM done)
+            WHERE id = $1 RETURNING providers_pending
+            """,
+            run_id,
+            [pid for pid, _ in done],
+            *(list(c) for c in counts),
+            duration_ms,
         )
     )
 

@@ -1,0 +1,57 @@
+"""The worker's sync messages: a plan's providers sent in batches (refresh.sync_batches), a batch
+that fails sent again as one message per provider."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import asyncio, json
+from services.worker.broker import make_broker
+from shared.config import Settings
+
+make_broker(Settings())
+from services.worker import actors
+
+sent = []
+actors.sync_provider.send = lambda run_id, provider: sent.append([run_id, provider])
+actors._send_syncs(3, ["@models", *(f"p{i:03}" for i in range(130))])
+planned = sent[:]
+sent.clear()
+
+async def fails(ctx, run_id, provider_ids):
+    raise RuntimeError("the batch's transaction failed")
+
+actors.refresh.sync_providers = fails
+asyncio.run(actors._sync_batch(None, 3, ["p001", "p002", "p003"]))
+print(json.dumps({"planned": planned, "split": sent}))
+"""
+
+
+def test_a_plan_is_sent_in_batches_and_a_failed_batch_one_provider_at_a_time() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    planned = result["planned"]
+    # The models document alone, and the last one, named as one provider (a string); 130 others
+    # in 43 batches of 3 and that one.
+    assert planned[0] == [3, "@models"]
+    assert planned[-1] == [3, "p129"]
+    assert [len(p) for _, p in planned[1:-1]] == [3] * 43
+    assert [pid for _, p in planned[1:-1] for pid in p] == [f"p{i:03}" for i in range(129)]
+    assert result["split"] == [[3, "p001"], [3, "p002"], [3, "p003"]]
