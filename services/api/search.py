@@ -21,6 +21,7 @@ import asyncio
 import bisect
 import contextlib
 import functools
+import gc
 import itertools
 import operator
 import re
@@ -147,7 +148,7 @@ class Snapshot:
         self.chars: dict[str, int] = {}
         self.words: OrderedDict[str, int] = OrderedDict()
         self.lexemes: OrderedDict[str, int] = OrderedDict()
-        self.prefixes: OrderedDict[str, int] = OrderedDict()
+        self.prefixes: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     def _bigrams(self) -> dict[str, int]:
         """Each pair of adjacent characters of the search texts -> the rows holding it."""
@@ -164,9 +165,9 @@ class Snapshot:
         if len(word) == 1:
             mask = self.chars.get(word)
             if mask is None:
-                mask = self.chars[word] = functools.reduce(
-                    operator.or_, (m for pair, m in self.bigrams.items() if word in pair), 0
-                )
+                mask = functools.reduce(operator.or_, (m for pair, m in self.bigrams.items() if word in pair), 0)
+                if mask:  # at most one per character of the search texts
+                    self.chars[word] = mask
             return mask
         mask = -1
         for j in range(len(word) - 1):
@@ -202,13 +203,13 @@ class Snapshot:
         end = bisect.bisect_left(self.prefix_text, text + _TOP, lo)
         while end < len(self.prefix_text) and self.prefix_text[end].startswith(text):  # past U+10FFFF
             end += 1
-        exact = matches & self._prefixed(text, lo, exact_end)
-        prefix = matches & self._prefixed(text + _TOP, lo, end) & ~exact
+        exact = matches & self._prefixed(("=", text), lo, exact_end)
+        prefix = matches & self._prefixed(("^", text), lo, end) & ~exact
         whole = matches & self._whole_words(lexemes)
         rest = matches & ~exact & ~prefix
         return [exact & whole, exact & ~whole, prefix & whole, prefix & ~whole, rest & whole, rest & ~whole]
 
-    def _prefixed(self, key: str, lo: int, end: int) -> int:
+    def _prefixed(self, key: tuple[str, str], lo: int, end: int) -> int:
         """The rows of prefix_rows[lo:end] (remembered by `key`)."""
         mask = self.prefixes.get(key)
         if mask is None:
@@ -294,8 +295,9 @@ class SearchIndex:
         """The query's whole-word lexemes as PostgreSQL's simple parser makes them (remembered)."""
         lexemes = self._lexemes.get(text)
         if lexemes is None:
-            words = text.split()
-            plain = all(_PLAIN_WORD.fullmatch(word) for word in words)
+            words = text.split(" ")
+            plain = text.isascii() and all(_PLAIN_WORD.fullmatch(word) for word in words if word)
+            words = [word for word in words if word]
             lexemes = words if plain else list(await conn.fetchval(_LEXEMES_SQL, text) or [])
             self._lexemes[text] = lexemes
             if len(self._lexemes) > 4 * WORDS_KEPT:
@@ -311,6 +313,10 @@ class SearchIndex:
             records = await conn.fetch(_ROWS_SQL)
         snap = await asyncio.to_thread(Snapshot, version, records)
         self.snapshot, self.build_seconds = snap, time.monotonic() - started
+        # Millions of long-lived objects: out of the cyclic collector's way, whose full passes over
+        # them stalled every request for about 100 ms (they are freed by reference counting).
+        gc.collect()
+        gc.freeze()
         _ROWS.set(len(snap.keys))
         _BUILDS.labels("built").inc()
         log.info("search_index_built", catalog_version=version, models=len(snap.keys), ms=_ms(started))
@@ -322,20 +328,24 @@ class SearchIndex:
         when that is longer (at 100,000 models a build costs seconds of a core: a refresh that commits
         slowly is not followed by a build after every commit). A failed build is logged and tried
         again."""
-        seen, since = version(), time.monotonic()
+        seen, since, backoff = version(), time.monotonic(), 0.0
         while not stop.is_set() and self.enabled:
             now = version()
             if now != seen:
                 seen, since = now, time.monotonic()
             snap = self.snapshot
-            stale = snap is None or snap.version < now  # (a newer one waits for the process to catch up)
-            if stale and time.monotonic() - since >= (0 if snap is None else max(SETTLE, self.build_seconds)):
+            # Another version than the process knows (older, or newer after a restore) once settled;
+            # one the process has not caught up with yet is waited for by the settling.
+            stale = snap is None or snap.version != now
+            if stale and time.monotonic() - since >= (backoff if snap is None else max(SETTLE, self.build_seconds)):
                 try:
                     await self.build(pool)
-                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                    backoff = 0.0
+                except Exception as e:  # the process goes on; searches go to PostgreSQL meanwhile
                     _BUILDS.labels("failed").inc()
-                    log.warning("search_index_build_failed", error=str(e), catalog_version=now)
-                    since = time.monotonic()
+                    log.warning("search_index_build_failed", error=f"{type(e).__name__}: {e}", catalog_version=now)
+                    backoff = min(60.0, max(1.0, 2 * backoff))
+                since = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POLL)
 

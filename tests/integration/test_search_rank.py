@@ -126,7 +126,16 @@ async def test_search_from_memory_ranks_like_the_database(
             snap = await index.build(ctx.pool)
             assert snap.version == await ctx.pool.fetchval("SELECT version FROM catalog_state")
             providers = [p for (p,) in await ctx.pool.fetch("SELECT id FROM providers ORDER BY id LIMIT 3")]
-            for q in [*QUERIES, "GPT 4.1 mini ", "claude-3", "o", "sonnet 4.5", "4.5 sonnet", "mini gpt-4"]:
+            for q in [
+                *QUERIES,
+                "GPT 4.1 mini ",
+                "claude-3",
+                "o",
+                "sonnet 4.5",
+                "4.5 sonnet",
+                "mini gpt-4",
+                "gpt\U0010ffff",
+            ]:
                 want = await reference(ctx.pool, q)
                 assert await from_memory(index, ctx.pool, q, 10, []) == (want, len(want)), q
                 assert await from_memory(index, ctx.pool, q, 500, []) == (want, len(want)), q
@@ -142,8 +151,8 @@ async def test_search_from_memory_ranks_like_the_database(
                 assert await from_memory(index, ctx.pool, q, 3, providers[1:]) == (some, len(some)), q
         assert len(await reference(ctx.pool, "gpt")) > 50
         # The lexemes of plain queries are made without PostgreSQL: as its parser makes them.
-        plain = ["gpt 4o mini", "o3", "claude3 opus", "1e5", "007 bond", "llama 3 70b", "qwen", "a b c"]
-        for text in [*plain, "1e5x", "gpt-4.1", "sonnet_4"]:
+        plain = ["gpt 4o mini", "o3", "claude3 opus", "1e5", "007 bond", "llama 3 70b", "qwen", "a b c", "a  b"]
+        for text in [*plain, "1e5x", "gpt-4.1", "sonnet_4", "gpt\u00a0mini", "a\tb"]:
             want_lexemes = set(await ctx.pool.fetchval("SELECT tsvector_to_array(to_tsvector('simple', $1))", text))
             assert set(await index._query_lexemes(ctx.pool, text)) == want_lexemes, text
         for other in (
