@@ -472,6 +472,12 @@ def sync_batches(providers: Sequence[str]) -> list[list[str]]:
     return alone + [others[i : i + size] for i in range(0, len(others), size)]
 
 
+async def syncs_in_batches(ctx: RefreshContext, run_id: int) -> bool:
+    """Whether a run's providers sync in batches: those of a document (a per-provider source fetches
+    each provider's models in its own message)."""
+    return await runs.run_source_kind(ctx.pool, run_id) == SourceKind.DOCUMENT
+
+
 async def sync_providers(ctx: RefreshContext, run_id: int, provider_ids: Sequence[str]) -> list[SyncOutcome]:
     """Bring several providers of a document's run in line with their slices in one transaction,
     with one catalog version for what they changed (a refresh that changes a few models of many

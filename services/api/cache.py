@@ -181,6 +181,10 @@ class ResponseCache:
         self._building: dict[str, asyncio.Future[Entry]] = {}
         self.watcher: Watcher | None = None  # told of whole-catalog documents asked for and dropped
 
+    def building(self, key: str) -> bool:
+        """Whether the entry under `key` is being built now."""
+        return key in self._building
+
     def lookup(self, key: str) -> Entry | None:
         """The live entry under this key, if any: the whole cost of a hit."""
         entry = self.entries.get(key)

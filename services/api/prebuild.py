@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Prebuilder:
         self.pending: dict[str, None] = {}  # keys to build again, in order (an ordered set)
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self.build_seconds = 0.0  # what the last build took
 
     def asked(self, key: str, alias: str | None, tags: frozenset[str], build: Callable[[], Awaitable[bytes]]) -> None:
         wanted = self.wanted.get(key)
@@ -86,18 +88,27 @@ class Prebuilder:
             return
         for key, wanted in self.wanted.items():
             held = [stale[k] for k in (key, *wanted.aliases) if k in stale]
-            if held and wanted.used and (doomed is None or wanted.tags & doomed):
+            # One being built is built again whatever the change: the cache does not keep a build
+            # that a drop overtook.
+            building = self.cache.building(key)
+            if held and wanted.used and (doomed is None or wanted.tags & doomed or building):
                 self.pending[key] = None
                 wanted.codings.update(c for codings in held for c in codings if c != IDENTITY)
         if self.pending:  # the catalog is not quiet yet: wait again
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = asyncio.get_running_loop().call_later(self.debounce, self._quiet)
+            self._timer = asyncio.get_running_loop().call_later(self._wait(), self._quiet)
+
+    def _wait(self) -> float:
+        """The quiet the catalog must keep: the debounce, or as long as the last build took when
+        that is longer (a refresh whose commits are further apart than the debounce would otherwise
+        have a document built, and thrown away, between each two)."""
+        return max(self.debounce, self.build_seconds)
 
     def _quiet(self) -> None:
         self._timer = None
         if self._task is not None and not self._task.done():  # still building for the last change
-            self._timer = asyncio.get_running_loop().call_later(self.debounce, self._quiet)
+            self._timer = asyncio.get_running_loop().call_later(self._wait(), self._quiet)
             return
         self._task = asyncio.create_task(self._rebuild())
 
@@ -111,7 +122,7 @@ class Prebuilder:
                 await self._one(key, wanted)
 
     async def _one(self, key: str, wanted: Wanted) -> None:
-        asks = wanted.asks
+        asks, started = wanted.asks, time.monotonic()
         try:
             entry = await self.cache.prebuild(key, wanted.tags, wanted.build)
             if entry is not None and entry.keys and entry.compressible:
@@ -121,6 +132,8 @@ class Prebuilder:
             _FAILED.inc()
             log.warning("document_prebuild_failed", key=key, error=f"{type(e).__name__}: {e}")
             return
+        if entry is not None:
+            self.build_seconds = time.monotonic() - started
         if entry is None:
             _PRESENT.inc()  # a request built it (or is building it) first
         elif entry.keys:

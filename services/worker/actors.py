@@ -124,7 +124,12 @@ async def sync_provider(run_id: int, provider_id: str | list[str]) -> None:
 
 async def _sync_batch(ctx: RefreshContext, run_id: int, provider_ids: list[str]) -> None:
     """Sync a batch in one transaction; when it fails, each of its providers goes again in a message
-    of its own, with its attempts counted (one provider's fault does not hold up the others)."""
+    of its own, with its attempts counted (one provider's fault does not hold up the others). A run
+    from another modelmeta fetches each provider's models on its own (rate-limited, retried with
+    its delay): its providers go in messages of their own from the start."""
+    if not await refresh.syncs_in_batches(ctx, run_id):
+        await asyncio.to_thread(_send_each, run_id, provider_ids)
+        return
     try:
         await refresh.sync_providers(ctx, run_id, provider_ids)
     except Exception as e:
