@@ -67,10 +67,10 @@ _PAGE_SQL = (
     f"SELECT m.{MODEL_JSON} AS doc FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t (provider_id, model_id, n) "
     "JOIN models m USING (provider_id, model_id) WHERE m.removed_at IS NULL ORDER BY t.n"
 )
-#: A word PostgreSQL's simple parser makes one lexeme of, itself (ASCII letters, digits, or letters
-#: then digits; digits then letters can read as a number, as `1e5x` -> `1e5`, `x`): a query made of
+#: A word PostgreSQL's simple parser makes one lexeme of, itself (ASCII letters, digits, letters
+#: then digits, or a decimal number; digits then letters can read as a number, as `1e5x` -> `1e5`, `x`): a query made of
 #: such words needs no round trip for its lexemes.
-_PLAIN_WORD = re.compile(r"[a-z]+|[0-9]+|[a-z]+[0-9]+")
+_PLAIN_WORD = re.compile(r"[a-z]+|[0-9]+|[a-z]+[0-9]+|[0-9]+\.[0-9]+")
 _LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('simple', $1::text))"
 
 

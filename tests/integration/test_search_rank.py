@@ -152,7 +152,8 @@ async def test_search_from_memory_ranks_like_the_database(
         assert len(await reference(ctx.pool, "gpt")) > 50
         # The lexemes of plain queries are made without PostgreSQL: as its parser makes them.
         plain = ["gpt 4o mini", "o3", "claude3 opus", "1e5", "007 bond", "llama 3 70b", "qwen", "a b c", "a  b"]
-        for text in [*plain, "1e5x", "gpt-4.1", "sonnet_4", "gpt\u00a0mini", "a\tb"]:
+        plain += ["6.9 flash 483", "01.50"]
+        for text in [*plain, "1e5x", "gpt-4.1", "sonnet_4", "gpt\u00a0mini", "a\tb", "1.2.3"]:
             want_lexemes = set(await ctx.pool.fetchval("SELECT tsvector_to_array(to_tsvector('simple', $1))", text))
             assert set(await index._query_lexemes(ctx.pool, text)) == want_lexemes, text
         for other in (
