@@ -526,17 +526,7 @@ async def _after_batch_commit(
     were already done: a redelivered message whose worker may have died before closing it)."""
     for pid, outcome in done:
         PROVIDER_SYNCS.labels(outcome.status).inc()
-        log.info(
-            "provider_synced",
-            run_id=run_id,
-            provider_id=pid,
-            status=outcome.status,
-            added=outcome.added,
-            updated=outcome.updated,
-            removed=outcome.removed,
-            unchanged=outcome.unchanged,
-            catalog_version=outcome.catalog_version,
-        )
+        _log_synced(run_id, pid, outcome)
     if skipped:
         PROVIDER_SYNCS.labels(SyncStatus.SKIPPED).inc(len(skipped))
     versions = [o.catalog_version for _, o in done if o.catalog_version is not None]
@@ -796,10 +786,7 @@ async def _write_provider(
     return changed
 
 
-async def _after_commit(ctx: RefreshContext, run_id: int, provider_id: str, outcome: SyncOutcome) -> SyncOutcome:
-    PROVIDER_SYNCS.labels(outcome.status).inc()
-    if outcome.catalog_version is not None:
-        await publish_invalidation(ctx, outcome.catalog_version, list(outcome.invalidate or (provider_id,)), run_id)
+def _log_synced(run_id: int, provider_id: str, outcome: SyncOutcome) -> None:
     log.info(
         "provider_synced",
         run_id=run_id,
@@ -811,6 +798,13 @@ async def _after_commit(ctx: RefreshContext, run_id: int, provider_id: str, outc
         unchanged=outcome.unchanged,
         catalog_version=outcome.catalog_version,
     )
+
+
+async def _after_commit(ctx: RefreshContext, run_id: int, provider_id: str, outcome: SyncOutcome) -> SyncOutcome:
+    PROVIDER_SYNCS.labels(outcome.status).inc()
+    if outcome.catalog_version is not None:
+        await publish_invalidation(ctx, outcome.catalog_version, list(outcome.invalidate or (provider_id,)), run_id)
+    _log_synced(run_id, provider_id, outcome)
     # Change notifications (issue 12): deliveries of what this commit appended (a redelivered,
     # skipped message plans what a crash after the commit left).
     if outcome.catalog_version is not None or outcome.status == SyncStatus.SKIPPED:
