@@ -45,6 +45,24 @@ SAMPLE = ROOT / "tests" / "data" / "catalog.json"
 CATALOG_OLD = "api-2026-03-01"
 CATALOG_NEW = "api-2026-07-02"
 
+
+def run_probe(code: str, *args: str) -> Any:
+    """Run `code` in a fresh interpreter from the repository (nothing this process imported or set
+    up leaks into it) and decode the JSON of its last line of output; it must exit 0."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 # --- The services ----------------------------------------------------------------------------
 
 ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

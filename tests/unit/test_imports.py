@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import ast
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT, run_probe
+
 PACKAGES = ("services", "shared")
 
 # Run in a fresh interpreter: what one import sets up must not hide behind another's.
@@ -38,18 +35,7 @@ print(json.dumps(problems))
 
 @pytest.mark.parametrize("module", ["services.api.main", "services.scheduler.main", "services.cli"])
 def test_importing_a_process_module_builds_nothing(module: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, module],
-        cwd=ROOT,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert run_probe(PROBE, module) == []
 
 
 def _module_name(path: Path) -> str:

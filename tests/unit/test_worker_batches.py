@@ -4,13 +4,7 @@ at once."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import run_probe
 
 PROBE = """
 import asyncio, json
@@ -44,18 +38,7 @@ print(json.dumps({"planned": planned, "split": split, "mirror": sent}))
 
 
 def test_a_plan_is_sent_in_batches_and_a_failed_batch_one_provider_at_a_time() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=ROOT,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_probe(PROBE)
     planned = result["planned"]
     # The models document alone, and the last one, named as one provider (a string); 130 others
     # in 43 batches of 3 and that one.

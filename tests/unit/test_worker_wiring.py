@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import run_probe
 
 PROBE = """
 import json, dramatiq
@@ -36,18 +30,7 @@ print(json.dumps({
 def test_make_broker_sets_the_broker_then_declares_the_actors_the_sender_names() -> None:
     from shared.sender import ACTORS
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=ROOT,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    wiring = json.loads(out.stdout.strip().splitlines()[-1])
+    wiring = run_probe(PROBE)
     assert wiring["global"] is True
     assert wiring["encoder"] == "shared.sender.MsgspecEncoder"
     assert wiring["actors"] == {a.actor_name: a.queue_name for a in ACTORS}
