@@ -176,7 +176,7 @@ async def test_each_web_process_keeps_its_search_at_the_current_catalog(
     """The app builds its search structure at start, answers ranked searches from it, goes to
     PostgreSQL while the catalog has changed and the structure is older, and builds it again once
     the change has settled; answers are the same either way."""
-    monkeypatch.setattr(search, "SETTLE", 0.2)
+    monkeypatch.setattr(search, "SETTLE", 3.0)  # long enough to see the structure behind the catalog
     doc = json.loads(SAMPLE.read_bytes())
     async with fake_upstream(json.dumps(doc).encode()) as up, pipeline(settings, modelsdev_url=up.url) as ctx:
         await refresh_inline(ctx)
@@ -193,11 +193,14 @@ async def test_each_web_process_keeps_its_search_at_the_current_catalog(
             assert (await refresh_inline(ctx))["status"] == "succeeded"
             version = await catalog_version(app[keys.POOL])
             await wait_until(lambda: cache.version == version, 10, what="the change heard")
-            if index.snapshot is not None and index.snapshot.version < version:
-                assert index.serves(ModelQuery(q="zebra"), cache.version) is None  # PostgreSQL answers
+            assert index.snapshot is not None and index.snapshot.version < version  # not rebuilt yet
+            database = search._SEARCH_BY_DATABASE._value.get()
+            found = await (await client.get("/api/v1/models?q=zebra")).json()  # PostgreSQL answers
+            assert search._SEARCH_BY_DATABASE._value.get() == database + 1
+            assert [m["id"] for m in found["data"]] == ["acme/acme-large-3"] and found["total"] == 1
             await wait_until(lambda: index.snapshot and index.snapshot.version == version, 10, what="built again")
             memory = search._SEARCH_BY_MEMORY._value.get()
-            found = await (await client.get("/api/v1/models?q=zebra")).json()
+            found = await (await client.get("/api/v1/models?q=zebra&limit=5")).json()  # not a cached URL
             assert [m["id"] for m in found["data"]] == ["acme/acme-large-3"] and found["total"] == 1
             assert search._SEARCH_BY_MEMORY._value.get() == memory + 1
             page = await (await client.get(f"/api/v1/models?q=acme&limit=2&cursor={first['next_cursor']}")).json()
