@@ -49,7 +49,7 @@ test: install services clients browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=30
 
 # The edit loop: unit and integration tests, none that starts processes (those are marked slow).
 test-fast: install services
