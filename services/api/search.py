@@ -28,10 +28,11 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 import structlog
 from prometheus_client import Counter, Gauge
 
@@ -51,8 +52,10 @@ _SEARCH_BY_DATABASE = _SEARCHES.labels("database")
 _TOP = "\U0010ffff"
 #: Words (and lexemes) whose matches are remembered per structure (100,000 models: 12.5 kB each).
 WORDS_KEPT = 512
-#: Candidates above this many are tested for a search's words in a thread (off the event loop).
-SCAN_IN_THREAD = 20_000
+#: Candidates are tested for a search's words this many at a time (about half a millisecond at
+#: 100,000 models), the event loop serving other requests between slices: a thread would not do
+#: it, the test holds the GIL throughout.
+VERIFY_SLICE = 4096
 #: Quiet seconds after a catalog change before the structure is rebuilt (a refresh commits once
 #: per provider: the rebuild waits for the burst to end).
 SETTLE = 1.0
@@ -77,28 +80,35 @@ _LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('simple', $1::text))"
 #: The rank tiers of shared.db.api_reads, best first: 4 for the exact name or id, 2 for a name or
 #: id that starts with the query, 1 for every lexeme of the query among the model's.
 _TIERS = (7, 6, 3, 2, 1, 0)
+_NO_ROWS: Rows = np.zeros(0, dtype=np.int32)
 
 
-def bits(rows: Iterable[int], size: int) -> int:
+#: Row numbers as numpy keeps them (lists of rows made once, when a structure is built, are kept
+#: as such arrays: a set made from one costs a tenth of a set made from a list).
+Rows = npt.NDArray[np.int32]
+
+
+def bits(rows: Iterable[int] | Rows, size: int) -> int:
     """A set of rows as an integer whose bit `row` is set for each."""
-    rows = rows if isinstance(rows, list) else list(rows)
-    if len(rows) < 64:
-        mask = 0
-        for row in rows:
-            mask |= 1 << row
-        return mask
+    if not isinstance(rows, np.ndarray):
+        rows = rows if isinstance(rows, list) else list(rows)
+        if len(rows) < 64:
+            mask = 0
+            for row in rows:
+                mask |= 1 << row
+            return mask
+        rows = np.fromiter(rows, dtype=np.int32, count=len(rows))
     flags = np.zeros(size, dtype=np.uint8)
     flags[rows] = 1
     return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")
 
 
-def rows_in(mask: int) -> list[int]:
+def rows_in(mask: int) -> Rows:
     """Every row of a set, in order."""
     if mask <= 0:
-        return []
+        return np.zeros(0, dtype=np.int32)
     raw = np.frombuffer(mask.to_bytes((mask.bit_length() + 7) // 8, "little"), dtype=np.uint8)
-    rows: list[int] = np.flatnonzero(np.unpackbits(raw, bitorder="little")).tolist()
-    return rows
+    return np.flatnonzero(np.unpackbits(raw, bitorder="little")).astype(np.int32)
 
 
 def first_rows(mask: int, n: int, width: int = 2048) -> list[int]:
@@ -117,38 +127,66 @@ def first_rows(mask: int, n: int, width: int = 2048) -> list[int]:
     return out
 
 
+class Remembered(NamedTuple):
+    """The keys of the sets a Snapshot remembers, oldest first."""
+
+    chars: list[str]
+    words: list[str]
+    lexemes: list[str]
+    prefixes: list[tuple[str, str]]
+
+
 class Snapshot:
     """The listed models of one catalog version, rows numbered in (name length, provider id, model
     id) order as PostgreSQL sorts them: the order within a rank tier. Sets of rows are integers
     (a bit per row), so intersecting and counting them costs microseconds at 100,000 models.
-    `warm`: words whose matches are found while it is made (those searched for last, so that a
-    catalog change does not make them cold again)."""
+    `warm`: what the structure it replaces remembered (the sets searched for last), made again while
+    it is made, so that a catalog change does not make the searches people are typing cold again."""
 
-    def __init__(self, version: int, records: Sequence[Any]) -> None:
+    def __init__(self, version: int, records: Sequence[Any], warm: Remembered | None = None) -> None:
         self.version = version
         self.size = len(records)
         self.keys: list[tuple[str, str]] = [(r[0], r[1]) for r in records]
         self.haystacks: list[str] = [r[2] for r in records]
         self.name_len: list[int] = [r[6] for r in records]
         self.rows_of: dict[tuple[str, str], int] = {k: i for i, k in enumerate(self.keys)}
-        self.providers: dict[str, list[int]] = {}
-        self.postings: dict[str, list[int]] = {}  # lexeme -> rows
+        providers: dict[str, list[int]] = {}
+        postings: dict[str, list[int]] = {}  # lexeme -> rows
         names: list[tuple[str, int]] = []
         for i, r in enumerate(records):
-            self.providers.setdefault(r[0], []).append(i)
+            providers.setdefault(r[0], []).append(i)
             for lexeme in set(r[3]):
-                self.postings.setdefault(lexeme, []).append(i)
+                postings.setdefault(lexeme, []).append(i)
             names.append((r[4], i))
             if r[5] != r[4]:
                 names.append((r[5], i))
         names.sort()
         self.prefix_text = [n for n, _ in names]
-        self.prefix_rows = [i for _, i in names]
+        self.prefix_rows: Rows = np.fromiter((i for _, i in names), dtype=np.int32, count=len(names))
+        self.providers: dict[str, Rows] = {p: np.array(rows, dtype=np.int32) for p, rows in providers.items()}
+        self.postings: dict[str, Rows] = {lexeme: np.array(rows, dtype=np.int32) for lexeme, rows in postings.items()}
         self.bigrams = self._bigrams()
         self.chars: dict[str, int] = {}
         self.words: OrderedDict[str, int] = OrderedDict()
         self.lexemes: OrderedDict[str, int] = OrderedDict()
         self.prefixes: OrderedDict[tuple[str, str], int] = OrderedDict()
+        if warm is not None:
+            self._warm(warm)
+
+    def remembered(self) -> Remembered:
+        """The keys of the sets this structure remembers, oldest first (made on the event loop,
+        which is the only one to change them)."""
+        return Remembered(list(self.chars), list(self.words), list(self.lexemes), list(self.prefixes))
+
+    def _warm(self, warm: Remembered) -> None:
+        for char in warm.chars:
+            self.candidates(char)
+        for word in warm.words:
+            self.remember(word, bits(self.verify(rows_in(self.candidates(word)), [word]), self.size))
+        for lexeme in warm.lexemes:
+            self._whole_words([lexeme])
+        for kind, text in warm.prefixes:
+            self._prefixed(kind, text)
 
     def _bigrams(self) -> dict[str, int]:
         """Each pair of adjacent characters of the search texts -> the rows holding it."""
@@ -174,13 +212,13 @@ class Snapshot:
             mask &= self.bigrams.get(word[j : j + 2], 0)
         return mask
 
-    def verify(self, mask: int, words: list[str]) -> int:
-        """The rows of `mask` whose search text holds every one of `words` (C loops over them)."""
-        rows = rows_in(mask)
+    def verify(self, rows: Rows, words: list[str]) -> Rows:
+        """Those of `rows` whose search text holds every one of `words` (C loops over them)."""
         for word in words:
-            found = map(str.__contains__, map(self.haystacks.__getitem__, rows), itertools.repeat(word))
-            rows = list(itertools.compress(rows, found))
-        return bits(rows, self.size)
+            texts = map(self.haystacks.__getitem__, rows.tolist())
+            found = np.fromiter(map(str.__contains__, texts, itertools.repeat(word)), dtype=bool, count=len(rows))
+            rows = rows[found]
+        return rows
 
     def known(self, word: str) -> int | None:
         """The matches of a word searched for alone before."""
@@ -197,23 +235,26 @@ class Snapshot:
     def groups(self, text: str, matches: int, lexemes: list[str], providers: Sequence[str]) -> list[int]:
         """The matches of a search in its rank tiers, best first."""
         if providers:
-            matches &= bits((r for p in providers for r in self.providers.get(p, ())), self.size)
-        lo = bisect.bisect_left(self.prefix_text, text)
-        exact_end = bisect.bisect_right(self.prefix_text, text, lo)
-        end = bisect.bisect_left(self.prefix_text, text + _TOP, lo)
-        while end < len(self.prefix_text) and self.prefix_text[end].startswith(text):  # past U+10FFFF
-            end += 1
-        exact = matches & self._prefixed(("=", text), lo, exact_end)
-        prefix = matches & self._prefixed(("^", text), lo, end) & ~exact
+            matches &= bits(np.concatenate([self.providers.get(p, _NO_ROWS) for p in providers]), self.size)
+        exact = matches & self._prefixed("=", text)
+        prefix = matches & self._prefixed("^", text) & ~exact
         whole = matches & self._whole_words(lexemes)
         rest = matches & ~exact & ~prefix
         return [exact & whole, exact & ~whole, prefix & whole, prefix & ~whole, rest & whole, rest & ~whole]
 
-    def _prefixed(self, key: tuple[str, str], lo: int, end: int) -> int:
-        """The rows of prefix_rows[lo:end] (remembered by `key`)."""
-        mask = self.prefixes.get(key)
+    def _prefixed(self, kind: str, text: str) -> int:
+        """The rows whose lower-cased name or id is `text` (kind "=") or starts with it ("^"),
+        remembered."""
+        mask = self.prefixes.get((kind, text))
         if mask is None:
-            mask = self.prefixes[key] = bits(self.prefix_rows[lo:end], self.size)
+            lo = bisect.bisect_left(self.prefix_text, text)
+            if kind == "=":
+                end = bisect.bisect_right(self.prefix_text, text, lo)
+            else:
+                end = bisect.bisect_left(self.prefix_text, text + _TOP, lo)
+                while end < len(self.prefix_text) and self.prefix_text[end].startswith(text):  # past U+10FFFF
+                    end += 1
+            mask = self.prefixes[kind, text] = bits(self.prefix_rows[lo:end], self.size)
             if len(self.prefixes) > WORDS_KEPT:
                 self.prefixes.popitem(last=False)
         return mask
@@ -224,7 +265,7 @@ class Snapshot:
         for lexeme in set(lexemes):
             mask = self.lexemes.get(lexeme)
             if mask is None:
-                mask = self.lexemes[lexeme] = bits(self.postings.get(lexeme, ()), self.size)
+                mask = self.lexemes[lexeme] = bits(self.postings.get(lexeme, _NO_ROWS), self.size)
                 if len(self.lexemes) > WORDS_KEPT:
                     self.lexemes.popitem(last=False)
             rows &= mask
@@ -311,7 +352,8 @@ class SearchIndex:
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             version = int(await conn.fetchval("SELECT version FROM catalog_state"))
             records = await conn.fetch(_ROWS_SQL)
-        snap = await asyncio.to_thread(Snapshot, version, records)
+        warm = self.snapshot.remembered() if self.snapshot is not None else None
+        snap = await asyncio.to_thread(Snapshot, version, records, warm)
         self.snapshot, self.build_seconds = snap, time.monotonic() - started
         # Long-lived objects out of the cyclic collector's way: at 100,000 models its full pass over
         # them stops the process for about 120 ms, frozen 0 ms (they are freed by reference counting).
@@ -319,7 +361,13 @@ class SearchIndex:
         gc.freeze()
         _ROWS.set(len(snap.keys))
         _BUILDS.labels("built").inc()
-        log.info("search_index_built", catalog_version=version, models=len(snap.keys), ms=_ms(started))
+        log.info(
+            "search_index_built",
+            catalog_version=version,
+            models=len(snap.keys),
+            warmed=len(snap.words) + len(snap.lexemes) + len(snap.prefixes),
+            ms=_ms(started),
+        )
         return snap
 
     async def maintain(self, pool: asyncpg.Pool, version: Callable[[], int], stop: asyncio.Event) -> None:
@@ -361,8 +409,12 @@ async def _matches(snap: Snapshot, words: list[str]) -> int:
         if known is None and len(word) > 2:
             tested.append(word)
     if tested and matches:
-        many = matches.bit_count() > SCAN_IN_THREAD
-        matches = await asyncio.to_thread(snap.verify, matches, tested) if many else snap.verify(matches, tested)
+        rows, kept = rows_in(matches), []
+        for start in range(0, len(rows), VERIFY_SLICE):
+            if start:
+                await asyncio.sleep(0)  # a broad word's candidates do not hold up other requests
+            kept.append(snap.verify(rows[start : start + VERIFY_SLICE], tested))
+        matches = bits(np.concatenate(kept), snap.size)
     if len(words) == 1 and tested:
         snap.remember(words[0], matches)
     return matches
