@@ -208,6 +208,10 @@ def profiled(out: Path | None, name: str, pids: list[int]) -> Iterator[None]:
             spy.wait(30)
 
 
+def search_paths(texts: list[str]) -> list[str]:
+    return [f"/api/v1/models?q={quote(text)}&limit=50" for text in texts]
+
+
 def refresh_rows(
     results: dict[str, Any], n: int, providers: int, floor_full: float, floor_changed: float
 ) -> list[tuple[str, str, str, str]]:
@@ -236,6 +240,8 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"generating {args.models:,} models across {args.providers:,} providers ...", flush=True)
     base = generate(args.models, args.providers, seed=7)
     search_texts = searches(base, 20_000, seed=3)
+    seen = set(search_texts)
+    later_texts = [text for text in searches(base, 40_000, seed=4) if text not in seen][:20_000]
     changed = next_version(base, changed=0.05, seed=8)
     paths = {"full": work / "full.json", "changed": work / "changed.json"}
     paths["full"].write_text(json.dumps(base, separators=(",", ":")))
@@ -289,10 +295,13 @@ async def main_async(args: argparse.Namespace) -> None:
                 stats = load(f"{base_url}/api/v1/models?{query.replace(' ', '%20')}", 16, args.seconds)
                 api.append((query, stats))
                 print(f"  {query}: p50 {stats['p50_ms']:.1f} ms, p99 {stats['p99_ms']:.1f} ms", flush=True)
-            # Distinct searches, none asked twice (the same URL again finds remembered sets).
-            paths = [f"/api/v1/models?q={quote(text)}&limit=50" for text in search_texts]
-            distinct = wrk(base_url + "/api/v1/models", 16, args.seconds * 2, paths=paths) or {}
-            print(f"  {len(paths):,} distinct searches: {distinct}", flush=True)
+            # Distinct searches, none asked twice (the same URL again finds remembered sets): the
+            # process's first, then as many others (none asked before) once it has served those.
+            distinct, later = (
+                wrk(base_url + "/api/v1/models", 16, args.seconds * 2, paths=search_paths(texts)) or {}
+                for texts in (search_texts, later_texts)
+            )
+            print(f"  distinct searches, first: {distinct}; then others: {later}", flush=True)
             started = time.perf_counter()
             with urllib.request.urlopen(base_url + "/api.json", timeout=120) as r:
                 size = len(r.read())
@@ -307,14 +316,25 @@ async def main_async(args: argparse.Namespace) -> None:
     rows = [
         *refresh_rows(results, n, args.providers, floor_full, floor_changed),
         *query_rows([(q, s["p50_ms"], s["p99_ms"]) for q, s in api]),
-        (
-            "uncached text search at 16 connections, distinct searches as typed (none repeated)",
-            f"{distinct.get('rps', 0):,.0f} req/s, p50 {distinct.get('p50_ms', 0):.1f} ms, "
-            f"p99 {distinct.get('p99_ms', 0):.1f} ms",
-            "50 ms (target)",
-            f"{distinct.get('p99_ms', 0) / 50:.2f}x",
+        *(
+            (
+                f"uncached text search at 16 connections, distinct searches as typed (none repeated), {when}",
+                f"{stats.get('rps', 0):,.0f} req/s, p50 {stats.get('p50_ms', 0):.1f} ms, "
+                f"p99 {stats.get('p99_ms', 0):.1f} ms",
+                "50 ms (target)",
+                f"{stats.get('p99_ms', 0) / 50:.2f}x",
+            )
+            for when, stats in (
+                ("a new process's first", distinct),
+                ("then as many others, none asked before (steady state)", later),
+            )
         ),
-        ("errors in those queries", str(int(errors + distinct.get("errors", 0) + distinct.get("non_200", 0))), "0", ""),
+        (
+            "errors in those queries",
+            str(int(errors + sum(s.get("errors", 0) + s.get("non_200", 0) for s in (distinct, later)))),
+            "0",
+            "",
+        ),
         ("GET /api.json of the whole catalog", f"{api_json_s:.2f} s ({size / 1e6:.0f} MB)", "", ""),
         (
             "peak memory: worker / web",
