@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 
 import msgspec
@@ -58,6 +59,34 @@ def test_malformed_documents_say_where(body: bytes, where: str) -> None:
         parse_document(body)
     assert str(e.value).startswith("not a models.dev document: ")
     assert where in str(e.value)
+
+
+def test_no_collection_runs_while_a_document_is_decoded() -> None:
+    """The decode of a large document is not slowed by the cyclic collector, and the collector is
+    left as it was found, also when the document is malformed."""
+    body = document(CATALOG_NEW)
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        assert parse_document(body).model_count > 5_000
+        # None while decoding (57 when it runs), one once it may run again.
+        assert len(collections) <= 1, collections
+        with pytest.raises(MalformedDocument):
+            parse_document(body[:-2])
+        assert gc.isenabled()
+        kept = [{"x": [i]} for i in range(10_000)]  # collections run again once it is done
+        assert collections and len(kept) == 10_000
+        gc.disable()
+        parse_document(body)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.callbacks.remove(seen)
 
 
 def test_unknown_fields_are_kept_in_raw() -> None:
