@@ -80,19 +80,20 @@ _LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('simple', $1::text))"
 #: The rank tiers of shared.db.api_reads, best first: 4 for the exact name or id, 2 for a name or
 #: id that starts with the query, 1 for every lexeme of the query among the model's.
 _TIERS = (7, 6, 3, 2, 1, 0)
-_NO_ROWS: Rows = np.zeros(0, dtype=np.int32)
-
 
 #: Row numbers as numpy keeps them (lists of rows made once, when a structure is built, are kept
-#: as such arrays: a set made from one costs a tenth of a set made from a list).
+#: as such arrays: a set made from one costs a sixth of a set made from a list).
 Rows = npt.NDArray[np.int32]
+_NO_ROWS: Rows = np.zeros(0, dtype=np.int32)
 
 
 def bits(rows: Iterable[int] | Rows, size: int) -> int:
     """A set of rows as an integer whose bit `row` is set for each."""
+    if isinstance(rows, np.ndarray) and len(rows) < 64:
+        rows = rows.tolist()
     if not isinstance(rows, np.ndarray):
         rows = rows if isinstance(rows, list) else list(rows)
-        if len(rows) < 64:
+        if len(rows) < 64:  # a few bits cost less than a bitmap of every row
             mask = 0
             for row in rows:
                 mask |= 1 << row
@@ -141,7 +142,8 @@ class Snapshot:
     id) order as PostgreSQL sorts them: the order within a rank tier. Sets of rows are integers
     (a bit per row), so intersecting and counting them costs microseconds at 100,000 models.
     `warm`: what the structure it replaces remembered (the sets searched for last), made again while
-    it is made, so that a catalog change does not make the searches people are typing cold again."""
+    it is made, so that a catalog change does not make the searches people are typing cold again
+    (in the build's thread: a word's test holds the GIL, at most milliseconds at a time)."""
 
     def __init__(self, version: int, records: Sequence[Any], warm: Remembered | None = None) -> None:
         self.version = version
@@ -174,8 +176,8 @@ class Snapshot:
             self._warm(warm)
 
     def remembered(self) -> Remembered:
-        """The keys of the sets this structure remembers, oldest first (made on the event loop,
-        which is the only one to change them)."""
+        """The keys of the sets this structure remembers, oldest first (taken on the event loop,
+        the only one to change them once the structure serves)."""
         return Remembered(list(self.chars), list(self.words), list(self.lexemes), list(self.prefixes))
 
     def _warm(self, warm: Remembered) -> None:
