@@ -195,17 +195,22 @@ async def test_a_429_pauses_every_worker(settings: Settings, tmp_path: Path) -> 
 
     async with mirror_of(settings, tmp_path, SAMPLE) as (mirror, proxy):
         proxy.intercept = once_429
-        env = env_for(mirror, MODELSDEV_URL=proxy.url)
+        # A budget whose window (63 s) keeps every grant of the run for the check below to read.
+        env = env_for(mirror, MODELSDEV_URL=proxy.url, UPSTREAM_RATE_LIMIT="100/minute")
         keys = f"{mirror.redis_prefix}:ratelimit:{urlsplit(proxy.url).netloc}"
         async with redis.Redis.from_url(mirror.redis_url) as r:
             with worker(env, tmp_path / "w1.log"), worker(env, tmp_path / "w2.log"):
                 await asyncio.sleep(2.0)
                 refresh = asyncio.create_task(asyncio.to_thread(cli, ["refresh", "--wait"], env, 120))
-                # The pause as the limiter keeps it (until when, in ms of the Redis clock); it
-                # outlives the 3 s it holds by a second, so polling cannot miss it.
-                until_ms = await wait_until(lambda: r.get(f"{keys}:paused"), 60, 0.005, "the pause")
+                # The pause as the limiter keeps it (until when, in ms of the Redis server's clock,
+                # which is this machine's: grants and arrivals are compared below); it outlives the
+                # 3 s it holds by a second, so polling cannot miss it.
+                pause = asyncio.create_task(wait_until(lambda: r.get(f"{keys}:paused"), 60, 0.005, "the pause"))
+                await asyncio.wait({refresh, pause}, return_when=asyncio.FIRST_COMPLETED)
                 done = await refresh
                 assert done.returncode == 0, done.stdout + done.stderr
+                assert pause.done(), "the refresh ended without the host paused"
+                until_ms = await pause
             grants = [score / 1000 for _, score in await r.zrange(f"{keys}:window", 0, -1, withscores=True)]
     assert paused_at, proxy.times
     until = int(until_ms) / 1000
