@@ -240,8 +240,8 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"generating {args.models:,} models across {args.providers:,} providers ...", flush=True)
     base = generate(args.models, args.providers, seed=7)
     search_texts = searches(base, 20_000, seed=3)
-    seen = set(search_texts)
-    later_texts = [text for text in searches(base, 40_000, seed=4) if text not in seen][:20_000]
+    seen = {text.lower() for text in search_texts}  # the server lower-cases searches
+    later_texts = [text for text in searches(base, 40_000, seed=4) if text.lower() not in seen][:20_000]
     changed = next_version(base, changed=0.05, seed=8)
     paths = {"full": work / "full.json", "changed": work / "changed.json"}
     paths["full"].write_text(json.dumps(base, separators=(",", ":")))
