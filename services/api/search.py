@@ -27,8 +27,8 @@ import operator
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 import numpy as np
@@ -85,20 +85,17 @@ _TIERS = (7, 6, 3, 2, 1, 0)
 #: as such arrays: a set made from one costs a sixth of a set made from a list).
 Rows = npt.NDArray[np.int32]
 _NO_ROWS: Rows = np.zeros(0, dtype=np.int32)
+#: What a remembered set is kept under: a word, a lexeme, or (kind, text) for a prefix.
+Key = TypeVar("Key", str, tuple[str, str])
 
 
-def bits(rows: Iterable[int] | Rows, size: int) -> int:
+def bits(rows: Rows, size: int) -> int:
     """A set of rows as an integer whose bit `row` is set for each."""
-    if isinstance(rows, np.ndarray) and len(rows) < 64:
-        rows = rows.tolist()
-    if not isinstance(rows, np.ndarray):
-        rows = rows if isinstance(rows, list) else list(rows)
-        if len(rows) < 64:  # a few bits cost less than a bitmap of every row
-            mask = 0
-            for row in rows:
-                mask |= 1 << row
-            return mask
-        rows = np.fromiter(rows, dtype=np.int32, count=len(rows))
+    if len(rows) < 64:  # a few bits cost less than a bitmap of every row
+        mask = 0
+        for row in rows.tolist():
+            mask |= 1 << row
+        return mask
     flags = np.zeros(size, dtype=np.uint8)
     flags[rows] = 1
     return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")
@@ -107,7 +104,7 @@ def bits(rows: Iterable[int] | Rows, size: int) -> int:
 def rows_in(mask: int) -> Rows:
     """Every row of a set, in order."""
     if mask <= 0:
-        return np.zeros(0, dtype=np.int32)
+        return _NO_ROWS
     raw = np.frombuffer(mask.to_bytes((mask.bit_length() + 7) // 8, "little"), dtype=np.uint8)
     return np.flatnonzero(np.unpackbits(raw, bitorder="little")).astype(np.int32)
 
@@ -126,6 +123,22 @@ def first_rows(mask: int, n: int, width: int = 2048) -> list[int]:
         mask >>= width
         base += width
     return out
+
+
+def _recall(sets: OrderedDict[Key, int], key: Key) -> int | None:
+    """A remembered set, now the most recently used (None: not remembered)."""
+    mask = sets.get(key)
+    if mask is not None:
+        sets.move_to_end(key)
+    return mask
+
+
+def _keep(sets: OrderedDict[Key, int], key: Key, mask: int) -> int:
+    """Remember a set, the least recently used one out past WORDS_KEPT."""
+    sets[key] = mask
+    if len(sets) > WORDS_KEPT:
+        sets.popitem(last=False)
+    return mask
 
 
 class Remembered(NamedTuple):
@@ -196,7 +209,7 @@ class Snapshot:
         for i, text in enumerate(self.haystacks):
             for pair in {text[j : j + 2] for j in range(len(text) - 1)}:
                 postings.setdefault(pair, []).append(i)
-        return {pair: bits(rows, self.size) for pair, rows in postings.items()}
+        return {pair: bits(np.array(rows, dtype=np.int32), self.size) for pair, rows in postings.items()}
 
     def candidates(self, word: str) -> int:
         """The rows holding every pair of adjacent characters of `word`: exactly its matches when it
@@ -224,15 +237,10 @@ class Snapshot:
 
     def known(self, word: str) -> int | None:
         """The matches of a word searched for alone before."""
-        rows = self.words.get(word)
-        if rows is not None:
-            self.words.move_to_end(word)
-        return rows
+        return _recall(self.words, word)
 
     def remember(self, word: str, rows: int) -> None:
-        self.words[word] = rows
-        if len(self.words) > WORDS_KEPT:
-            self.words.popitem(last=False)
+        _keep(self.words, word, rows)
 
     def groups(self, text: str, matches: int, lexemes: list[str], providers: Sequence[str]) -> list[int]:
         """The matches of a search in its rank tiers, best first."""
@@ -247,7 +255,7 @@ class Snapshot:
     def _prefixed(self, kind: str, text: str) -> int:
         """The rows whose lower-cased name or id is `text` (kind "=") or starts with it ("^"),
         remembered."""
-        mask = self.prefixes.get((kind, text))
+        mask = _recall(self.prefixes, (kind, text))
         if mask is None:
             lo = bisect.bisect_left(self.prefix_text, text)
             if kind == "=":
@@ -256,20 +264,16 @@ class Snapshot:
                 end = bisect.bisect_left(self.prefix_text, text + _TOP, lo)
                 while end < len(self.prefix_text) and self.prefix_text[end].startswith(text):  # past U+10FFFF
                     end += 1
-            mask = self.prefixes[kind, text] = bits(self.prefix_rows[lo:end], self.size)
-            if len(self.prefixes) > WORDS_KEPT:
-                self.prefixes.popitem(last=False)
+            mask = _keep(self.prefixes, (kind, text), bits(self.prefix_rows[lo:end], self.size))
         return mask
 
     def _whole_words(self, lexemes: list[str]) -> int:
         """The rows holding every lexeme of the query (none when the query has none)."""
         rows = -1 if lexemes else 0
         for lexeme in set(lexemes):
-            mask = self.lexemes.get(lexeme)
+            mask = _recall(self.lexemes, lexeme)
             if mask is None:
-                mask = self.lexemes[lexeme] = bits(self.postings.get(lexeme, _NO_ROWS), self.size)
-                if len(self.lexemes) > WORDS_KEPT:
-                    self.lexemes.popitem(last=False)
+                mask = _keep(self.lexemes, lexeme, bits(self.postings.get(lexeme, _NO_ROWS), self.size))
             rows &= mask
         return rows
 
