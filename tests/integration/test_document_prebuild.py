@@ -92,6 +92,11 @@ async def app(client: TestClient) -> web.Application:  # type: ignore[type-arg]
     return await ready(client)
 
 
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> Builds:
+    return Builds(monkeypatch)
+
+
 async def test_a_document_asked_for_is_built_again_after_a_refresh_without_a_request(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -122,9 +127,8 @@ async def test_a_document_asked_for_is_built_again_after_a_refresh_without_a_req
 async def test_a_burst_of_changes_leads_to_one_rebuild_of_each_document(
     app: web.Application,
     client: TestClient,  # type: ignore[type-arg]
-    monkeypatch: pytest.MonkeyPatch,
+    builds: Builds,
 ) -> None:
-    builds = Builds(monkeypatch)
     debounce = app[keys.PREBUILDER].debounce = 1.0  # room for a loaded machine between the changes
     await get(client, "/api.json")
     await get(client, "/exports/litellm.json?provider=acme")
@@ -150,9 +154,8 @@ async def test_a_burst_of_changes_leads_to_one_rebuild_of_each_document(
 async def test_a_request_during_the_rebuild_waits_for_it(
     app: web.Application,
     client: TestClient,  # type: ignore[type-arg]
-    monkeypatch: pytest.MonkeyPatch,
+    builds: Builds,
 ) -> None:
-    builds = Builds(monkeypatch)
     await get(client, "/api.json")
     builds.delay = 1.0
     version = await change(app)
@@ -166,9 +169,8 @@ async def test_a_request_during_the_rebuild_waits_for_it(
 async def test_a_request_before_the_debounce_ends_builds_it_and_the_rebuild_keeps_that(
     app: web.Application,
     client: TestClient,  # type: ignore[type-arg]
-    monkeypatch: pytest.MonkeyPatch,
+    builds: Builds,
 ) -> None:
-    builds = Builds(monkeypatch)
     await get(client, "/api.json")
     app[keys.PREBUILDER].debounce = 2.0
     version = await change(app)
@@ -181,9 +183,8 @@ async def test_a_request_before_the_debounce_ends_builds_it_and_the_rebuild_keep
 async def test_a_document_nobody_read_since_its_rebuild_is_not_built_again(
     app: web.Application,
     client: TestClient,  # type: ignore[type-arg]
-    monkeypatch: pytest.MonkeyPatch,
+    builds: Builds,
 ) -> None:
-    builds = Builds(monkeypatch)
     await get(client, "/api.json")
     await change(app)
     await wait_until(lambda: held(app, "/api.json"), 10, what="/api.json built again")
@@ -201,9 +202,8 @@ async def test_a_document_nobody_read_since_its_rebuild_is_not_built_again(
 async def test_a_document_evicted_for_space_is_not_built_again(
     app: web.Application,
     client: TestClient,  # type: ignore[type-arg]
-    monkeypatch: pytest.MonkeyPatch,
+    builds: Builds,
 ) -> None:
-    builds = Builds(monkeypatch)
     await get(client, "/api.json")
     cache = app[keys.CACHE]
     bound, cache.max_bytes = cache.max_bytes, 1
@@ -218,9 +218,8 @@ async def test_a_document_evicted_for_space_is_not_built_again(
 async def test_a_failing_rebuild_is_logged_and_later_requests_build_it(
     app: web.Application,
     client: TestClient,  # type: ignore[type-arg]
-    monkeypatch: pytest.MonkeyPatch,
+    builds: Builds,
 ) -> None:
-    builds = Builds(monkeypatch)
     await get(client, "/api.json")
     builds.fail = True
     with capture_logs() as logs:
